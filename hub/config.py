@@ -1,0 +1,86 @@
+"""Hub settings, read once from ``YIGONG_*`` environment variables at each entry point."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting has an environment variable ``YIGONG_<NAME>``; see README for the table."""
+
+    model_config = SettingsConfigDict(env_prefix="YIGONG_", extra="ignore")
+
+    data_dir: Path = Field(Path("./yigong-data"), description="Root of all local state")
+    database_url: str = Field("", description="SQLAlchemy URL; empty = SQLite in data_dir")
+    broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker")
+    secret_key: str = Field(
+        "", description="JWT signing key; empty = generated once and kept in data_dir"
+    )
+    token_minutes: int = Field(480, description="Bearer token lifetime (one shift)")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    orthanc_url: str = Field("http://127.0.0.1:8042", description="Orthanc REST base URL")
+    orthanc_user: str = "yigong"
+    orthanc_password: str = "yigong"
+    orthanc_dicom_port: int = 4242
+    orthanc_aet: str = "YIGONG"
+    orthanc_binary: str = "/usr/sbin/Orthanc"
+    orthanc_plugins_dir: str = "/usr/share/orthanc/plugins"
+    orthanc_stable_age: int = Field(10, description="Seconds before Orthanc calls a study stable")
+    orthanc_timeout: float = Field(10.0, description="Seconds per Orthanc REST call")
+    changes_poll_seconds: float = Field(2.0, description="How often beat follows /changes")
+
+    lead_institution: str = Field("LEAD", description="Code of the lead hospital")
+    claim_minutes: int = Field(30, description="A reader's claim expires after this")
+    turnaround_minutes: dict[str, int] = Field(
+        default_factory=lambda: {"stat": 30, "urgent": 120, "routine": 1440},
+        description="Due time per priority",
+    )
+    specialty_by_modality: dict[str, str] = Field(
+        default_factory=lambda: {
+            "CT": "radiology", "MR": "radiology", "CR": "radiology", "DX": "radiology",
+            "DR": "radiology", "US": "radiology", "MG": "radiology", "XA": "radiology",
+            "RF": "radiology", "NM": "radiology", "PT": "radiology", "OT": "radiology",
+            "SR": "radiology", "ECG": "cardiology", "HD": "cardiology",
+        },
+    )
+    task_max_retries: int = Field(8, description="Celery retries before dead-lettering")
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_driver(cls, v: str) -> str:
+        # psycopg 3 is the installed driver; accept the bare postgresql:// spelling too.
+        if v.startswith("postgresql://"):
+            return "postgresql+psycopg://" + v.removeprefix("postgresql://")
+        if v.startswith("postgres://"):
+            return "postgresql+psycopg://" + v.removeprefix("postgres://")
+        return v
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'hub.sqlite3').resolve()}"
+
+    def resolved_secret_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            import secrets
+
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Pure domain core: stdlib only, no I/O, no clock, no settings."""
