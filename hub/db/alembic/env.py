@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from hub.db import models
+from hub.db import lab_models, models  # noqa: F401 - lab_models registers the lab tables
 
 config = context.config
 target_metadata = models.Base.metadata

@@ -1,0 +1,174 @@
+"""The ``yigong`` command."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hub import audit
+from hub.config import get_settings
+from hub.domain.access import Role
+
+app = typer.Typer(help="Yigong Hub: remote imaging, ECG and lab reading (县域医共体).",
+                  no_args_is_help=True)
+user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+inst_app = typer.Typer(help="Manage institutions.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(inst_app, name="institution")
+app.add_typer(audit_app, name="audit")
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+def _session():
+    from hub.db.migrate import upgrade
+    from hub.db.session import session_scope
+
+    url = get_settings().effective_database_url
+    upgrade(url)
+    return session_scope(url)
+
+
+@app.command()
+def up(demo: Annotated[bool, typer.Option(help="Create demo institutions, users, data")] = False,
+       node: Annotated[bool, typer.Option(help="Also run a branch DICOM node")] = True,
+       lis: Annotated[bool, typer.Option(help="Also run the LIS bridge")] = True) -> None:
+    """Run the whole stack on loopback in the foreground; Ctrl-C stops everything."""
+    from hub.logging import configure
+    from hub.stack import Stack, run_foreground
+
+    configure()
+    settings = get_settings()
+    stack = Stack(settings, with_node=node, with_lis=lis)
+
+    def ready() -> None:
+        if demo:
+            from hub.demo.run import run_demo
+
+            run_demo(settings, console)
+        console.print(f"[bold green]Yigong Hub is up[/]: http://{settings.api_host}:"
+                      f"{settings.api_port}/  (API docs at /docs). Ctrl-C stops everything.")
+
+    run_foreground(stack, ready)
+
+
+@app.command()
+def api() -> None:
+    """Run only the API (uvicorn)."""
+    import uvicorn
+
+    s = get_settings()
+    uvicorn.run("hub.api.main:create_app", factory=True, host=s.api_host, port=s.api_port)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every Alembic migration to the configured database."""
+    from hub.db.migrate import upgrade
+
+    upgrade(get_settings().effective_database_url)
+    console.print("database is up to date")
+
+
+@user_app.command("add")
+def user_add(name: str,
+             password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+             role: Annotated[Role, typer.Option()],
+             institution: Annotated[str | None, typer.Option()] = None,
+             display_name: Annotated[str, typer.Option()] = "",
+             rank: Annotated[str | None, typer.Option()] = None) -> None:
+    """Create a user (institution defaults to the lead hospital)."""
+    from hub.domain.errors import DomainError
+    from hub.services.users import create_user
+
+    inst = institution or get_settings().lead_institution
+    try:
+        with _session() as session:
+            create_user(session, audit.Actor("cli", "admin", inst), name, password, role, inst,
+                        display_name, rank)
+    except DomainError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"user {name} ({role.value}, {inst}) created")
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List users."""
+    from sqlalchemy import select
+
+    from hub.db.models import User
+
+    table = Table("username", "role", "institution", "name", "active")
+    with _session() as session:
+        for u in session.scalars(select(User).order_by(User.username)):
+            table.add_row(u.username, u.role, u.institution_code, u.display_name,
+                          str(u.is_active))
+    console.print(table)
+
+
+@inst_app.command("add")
+def institution_add(code: str, name: str,
+                    lead: Annotated[bool, typer.Option("--lead")] = False,
+                    ae: Annotated[list[str] | None, typer.Option(help="AE title (repeat)")] = None,
+                    hl7: Annotated[list[str] | None, typer.Option(help="HL7 facility")] = None,
+                    ) -> None:
+    """Create or update an institution."""
+    from hub.services.users import upsert_institution
+
+    with _session() as session:
+        upsert_institution(session, audit.Actor("cli", "admin", code), code, name, lead,
+                           ae or [], hl7 or [])
+    console.print(f"institution {code} saved")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit trail's hash chain; exit 1 and list rows if anything was altered."""
+    from hub.audit import verify_chain
+
+    problems = []
+    with _session() as session:
+        from sqlalchemy import func, select
+
+        from hub.db.models import AuditEntry
+
+        count = session.scalar(select(func.count()).select_from(AuditEntry))
+        problems = list(verify_chain(session))
+    if problems:
+        for p in problems:
+            console.print(f"[red]audit row {p.entry_id}:[/] {p.reason}")
+        console.print(f"[red bold]audit trail BROKEN[/]: {len(problems)} problem(s) in {count} rows")
+        raise typer.Exit(1)
+    console.print(f"audit trail intact: {count} rows verified")
+
+
+def _register_parts() -> None:
+    """Sub-commands of the parts (node, ECG, LIS) that are installed."""
+    import importlib
+
+    for module, name in (("dicom_node.cli", "node"), ("ecg_ingest.cli", "ecg"),
+                         ("lis_bridge.cli", "lis")):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        app.add_typer(mod.app, name=name)
+        if hasattr(mod, "send"):
+            app.command("send", help=mod.send.__doc__)(mod.send)
+
+
+_register_parts()
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,138 @@
+"""Worklist use cases: state changes, claims, queries. Every state change is audited here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from hub import audit
+from hub.clock import as_utc, utcnow
+from hub.db.models import Institution, Patient, WorklistItem
+from hub.domain.access import Scope
+from hub.domain.errors import NotFound, NotPermitted
+from hub.domain.worklist import Claim, Event, ReadingState, claim, next_state
+
+
+def apply_event(session: Session, item: WorklistItem, event: Event, actor: audit.Actor,
+                detail: dict | None = None) -> None:
+    """Move ``item`` through the transition table and append the change to the audit trail."""
+    before = item.status
+    item.status = next_state(ReadingState(item.status), event).value
+    item.updated_at = utcnow()
+    if item.status not in (ReadingState.IN_PROGRESS, ReadingState.PRELIMINARY):
+        item.claimed_by = None
+        item.claim_expires_at = None
+    audit.record(session, actor, "worklist.transition", f"worklist_item:{item.id}",
+                 {"event": event.value, "from": before, "to": item.status, **(detail or {})})
+
+
+def claim_item(session: Session, item: WorklistItem, user_id: int, actor: audit.Actor,
+               ttl: timedelta) -> None:
+    """Claim (or renew) an item for reading; raises Conflict while another reader holds it."""
+    now = utcnow()
+    current = Claim(item.claimed_by, as_utc(item.claim_expires_at))
+    new = claim(current, user_id, now, ttl)
+    apply_event(session, item, Event.CLAIM, actor)
+    item.claimed_by, item.claim_expires_at = new.user_id, new.expires_at
+
+
+def release_item(session: Session, item: WorklistItem, user_id: int, actor: audit.Actor) -> None:
+    """Give an item back; only its reader may, unless the claim has already expired."""
+    if Claim(item.claimed_by, as_utc(item.claim_expires_at)).is_held_by_other(user_id, utcnow()):
+        raise NotPermitted("item is claimed by another reader")
+    apply_event(session, item, Event.RELEASE, actor)
+
+
+def release_expired_claims(session: Session, actor: audit.Actor = audit.SYSTEM) -> int:
+    """Return items whose claim expired to ``ready``; run by beat."""
+    now = utcnow()
+    items = session.scalars(
+        select(WorklistItem).where(
+            WorklistItem.status == ReadingState.IN_PROGRESS.value,
+            WorklistItem.claim_expires_at < now,
+        )
+    ).all()
+    for item in items:
+        apply_event(session, item, Event.RELEASE, actor, {"reason": "claim expired"})
+    return len(items)
+
+
+@dataclass(frozen=True)
+class WorklistQuery:
+    kind: str | None = None
+    status: str | None = None
+    priority: str | None = None
+    institution: str | None = None
+    specialty: str | None = None
+    patient_id: int | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def _scoped(stmt: Select, scope: Scope) -> Select:
+    if scope.institution is not None:
+        stmt = stmt.where(WorklistItem.institution_code == scope.institution)
+    if scope.specialty is not None:
+        stmt = stmt.where(WorklistItem.specialty == scope.specialty.value)
+    return stmt
+
+
+def list_items(session: Session, q: WorklistQuery, scope: Scope,
+               now: datetime) -> list[tuple[WorklistItem, str | None]]:
+    """Items visible in ``scope`` matching ``q``: overdue first, then priority, then due time."""
+    unreported = [ReadingState.RECEIVING, ReadingState.READY, ReadingState.IN_PROGRESS,
+                  ReadingState.PRELIMINARY]
+    overdue = case(
+        (and_(WorklistItem.status.in_([s.value for s in unreported]), WorklistItem.due_at < now),
+         0),
+        else_=1,
+    )
+    prio = case({"stat": 0, "urgent": 1}, value=WorklistItem.priority, else_=2)
+    stmt = select(WorklistItem, Institution.name).outerjoin(
+        Institution, Institution.code == WorklistItem.institution_code
+    )
+    stmt = _scoped(stmt, scope)
+    filters = {
+        WorklistItem.kind: q.kind, WorklistItem.status: q.status,
+        WorklistItem.priority: q.priority, WorklistItem.institution_code: q.institution,
+        WorklistItem.specialty: q.specialty, WorklistItem.patient_id: q.patient_id,
+    }
+    for column, value in filters.items():
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if q.date_from:
+        stmt = stmt.where(or_(WorklistItem.study_date >= q.date_from,
+                              func.date(WorklistItem.received_at) >= q.date_from))
+    if q.date_to:
+        stmt = stmt.where(WorklistItem.received_at < datetime.combine(
+            q.date_to + timedelta(days=1), datetime.min.time()))
+    stmt = stmt.order_by(overdue, prio, WorklistItem.due_at, WorklistItem.id)
+    stmt = stmt.limit(q.limit).offset(q.offset)
+    return [(row[0], row[1]) for row in session.execute(stmt)]
+
+
+def get_item(session: Session, item_id: int, scope: Scope) -> WorklistItem:
+    """One item, or NotFound when it does not exist *or* is outside the user's scope.
+
+    Out-of-scope items answer 404 rather than 403 so a branch cannot probe other branches' IDs.
+    """
+    stmt = _scoped(select(WorklistItem).where(WorklistItem.id == item_id), scope)
+    item = session.scalar(stmt)
+    if item is None:
+        raise NotFound(f"worklist item {item_id} not found")
+    return item
+
+
+def patient_history(session: Session, patient_id: int) -> list[WorklistItem]:
+    """Every item of a patient, from every institution, newest first."""
+    if session.get(Patient, patient_id) is None:
+        raise NotFound(f"patient {patient_id} not found")
+    return list(session.scalars(
+        select(WorklistItem).where(WorklistItem.patient_id == patient_id)
+        .order_by(WorklistItem.received_at.desc())
+    ))
