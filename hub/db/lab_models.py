@@ -76,9 +76,9 @@ class LabOrder(Base):
     institution_code: Mapped[str] = mapped_column(String(32))
     placer_order_number: Mapped[str] = mapped_column(String(200))  # ORC-2 / OBR-2
     filler_order_number: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    service_code: Mapped[str] = mapped_column(String(64), default="")  # OBR-4.1
+    service_code: Mapped[str] = mapped_column(String(200), default="")  # OBR-4.1
     service_name: Mapped[str] = mapped_column(String(200), default="")
-    specimen_barcode: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    specimen_barcode: Mapped[str | None] = mapped_column(String(200), index=True, nullable=True)
     status: Mapped[str] = mapped_column(String(16))  # OrderStatus
     priority: Mapped[str] = mapped_column(String(16))
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)
@@ -111,11 +111,11 @@ class LabResultSet(Base):
     patient_local_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     placer_order_number: Mapped[str] = mapped_column(String(200), default="")
     filler_order_number: Mapped[str] = mapped_column(String(200))
-    service_code: Mapped[str] = mapped_column(String(64), default="")
+    service_code: Mapped[str] = mapped_column(String(200), default="")
     service_name: Mapped[str] = mapped_column(String(200), default="")
     result_status: Mapped[str] = mapped_column(String(1))  # OBR-25
     priority: Mapped[str] = mapped_column(String(16))
-    specimen_barcode: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    specimen_barcode: Mapped[str | None] = mapped_column(String(200), nullable=True)
     observed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     reported_at: Mapped[datetime | None] = mapped_column(nullable=True)
     is_critical: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -137,17 +137,17 @@ class LabObservation(Base):
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True)
     result_set_id: Mapped[int] = mapped_column(ForeignKey("lab_result_sets.id"), index=True)
-    set_id: Mapped[str] = mapped_column(String(16), default="")  # OBX-1
-    value_type: Mapped[str] = mapped_column(String(8), default="")  # OBX-2
-    code: Mapped[str] = mapped_column(String(64))  # OBX-3.1
+    set_id: Mapped[str] = mapped_column(String(32), default="")  # OBX-1
+    value_type: Mapped[str] = mapped_column(String(16), default="")  # OBX-2
+    code: Mapped[str] = mapped_column(String(200))  # OBX-3.1
     name: Mapped[str] = mapped_column(String(200), default="")  # OBX-3.2
-    coding_system: Mapped[str] = mapped_column(String(32), default="")  # OBX-3.3
-    sub_id: Mapped[str] = mapped_column(String(32), default="")  # OBX-4
+    coding_system: Mapped[str] = mapped_column(String(200), default="")  # OBX-3.3
+    sub_id: Mapped[str] = mapped_column(String(64), default="")  # OBX-4
     value: Mapped[str] = mapped_column(Text, default="")  # OBX-5
     numeric_value: Mapped[float | None] = mapped_column(Float, nullable=True)
-    comparator: Mapped[str] = mapped_column(String(4), default="")
-    units: Mapped[str] = mapped_column(String(64), default="")  # OBX-6.1
-    reference_range: Mapped[str] = mapped_column(String(200), default="")  # OBX-7
+    comparator: Mapped[str] = mapped_column(String(8), default="")
+    units: Mapped[str] = mapped_column(String(200), default="")  # OBX-6.1
+    reference_range: Mapped[str] = mapped_column(Text, default="")  # OBX-7
     abnormal_flags: Mapped[list[Any]] = mapped_column(default=list)  # OBX-8
     result_status: Mapped[str] = mapped_column(String(1))  # OBX-11
     observed_at: Mapped[datetime | None] = mapped_column(nullable=True)  # OBX-14
@@ -167,8 +167,8 @@ class LabObservationHistory(Base):
     version: Mapped[int] = mapped_column(Integer)
     value: Mapped[str] = mapped_column(Text, default="")
     numeric_value: Mapped[float | None] = mapped_column(Float, nullable=True)
-    units: Mapped[str] = mapped_column(String(64), default="")
-    reference_range: Mapped[str] = mapped_column(String(200), default="")
+    units: Mapped[str] = mapped_column(String(200), default="")
+    reference_range: Mapped[str] = mapped_column(Text, default="")
     abnormal_flags: Mapped[list[Any]] = mapped_column(default=list)
     result_status: Mapped[str] = mapped_column(String(1))
     observed_at: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -193,9 +193,9 @@ class LabCriticalAlert(Base):
     worklist_item_id: Mapped[int] = mapped_column(ForeignKey("worklist_items.id"))
     institution_code: Mapped[str] = mapped_column(String(32))
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)
-    test_code: Mapped[str] = mapped_column(String(64))
+    test_code: Mapped[str] = mapped_column(String(200))
     value: Mapped[str] = mapped_column(Text)
-    units: Mapped[str] = mapped_column(String(64), default="")
+    units: Mapped[str] = mapped_column(String(200), default="")
     reason: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="open")
     raised_at: Mapped[datetime]

@@ -1,0 +1,504 @@
+"""Lab use cases: record an HL7 message and everything it carries, in the caller's transaction.
+
+:func:`record_message` is called by the HL7 edge for every frame. It stores the raw bytes and the
+ACK we are about to send, the result sets and observations (keeping the history of corrected
+values), the orders, the critical-value alerts, and puts each result on the worklist through
+:func:`hub.intake.enqueue`, all in the caller's transaction, so that one commit makes all of it
+durable before the ACK leaves. It does not commit.
+
+The typed message objects come from ``lis_bridge.hl7_map`` (the edge); this module only reads
+their attributes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from hub.db.lab_models import (
+    LabCriticalAlert,
+    LabObservation,
+    LabObservationHistory,
+    LabOrder,
+    LabRawMessage,
+    LabResultSet,
+)
+from hub.db.models import Institution
+from hub.domain.errors import NotFound
+from hub.domain.lab_rules import (
+    CriticalRange,
+    OrderStatus,
+    ResultStatus,
+    advance_order,
+    assess_critical,
+)
+from hub.domain.priority import PRIORITY_RANK, Priority
+from hub.domain.worklist import ItemKind
+from hub.intake import IntakeRules, NewItem, enqueue
+from hub.services.patients import resolve_patient
+
+if TYPE_CHECKING:
+    from lis_bridge.hl7_map import LabMessage
+    from lis_bridge.hl7_map import LabOrder as ParsedOrder
+    from lis_bridge.hl7_map import LabResultSet as ParsedResultSet
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LabRules:
+    """What the lab use cases need from configuration."""
+
+    intake: IntakeRules
+    critical_ranges: Mapping[str, CriticalRange]
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """An HL7-neutral description of why a message was refused (for the raw-message row)."""
+
+    ack_code: str    # AE / AR
+    location: str    # e.g. "OBX^2^5"
+    code: int        # HL7 table 0357
+    text: str
+
+
+AckBuilder = Callable[[str, ErrorInfo | None], bytes]
+
+
+@dataclass
+class Inbound:
+    """One received frame, as the edge understood it before touching the database."""
+
+    raw: bytes
+    peer: str
+    received_at: datetime
+    make_ack: AckBuilder
+    sender: str | None = None          # idempotency namespace (MSH-4, else MSH-3)
+    control_id: str | None = None      # MSH-10
+    sending_application: str | None = None
+    message_type: str | None = None
+    version: str | None = None
+    charset: str | None = None
+    facility_codes: list[str] = field(default_factory=list)
+    message: LabMessage | None = None  # set when the message is accepted
+    error: ErrorInfo | None = None     # set when it is refused (AE/AR)
+
+    @property
+    def key(self) -> tuple[str, str] | None:
+        """(sender, MSH-10) or None when the frame has no usable MSH."""
+        if self.sender and self.control_id:
+            return (self.sender, self.control_id)
+        return None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """Outcome of :func:`record_message`: the ACK to send once the transaction commits."""
+
+    ack_code: str
+    ack: bytes
+    raw_message_id: int | None
+    is_duplicate: bool = False
+    item_ids: tuple[int, ...] = ()
+
+
+class InstitutionMap:
+    """HL7 facility code -> institution code, reloaded at most every ``ttl`` seconds.
+
+    Looked up for every message, so it is cached rather than queried each time; a new branch
+    shows up within ``ttl`` seconds.
+    """
+
+    def __init__(self, ttl: float = 30.0) -> None:
+        self.ttl = ttl
+        self._map: dict[str, str] = {}
+        self._loaded = -1e9
+
+    def resolve(self, session: Session, candidates: Iterable[str]) -> str | None:
+        """The institution code for the first candidate facility code that is known."""
+        now = time.monotonic()
+        if now - self._loaded > self.ttl:
+            mapping: dict[str, str] = {}
+            for code, facilities in session.execute(
+                select(Institution.code, Institution.hl7_facilities)
+            ):
+                mapping[code.upper()] = code
+                for fac in facilities or []:
+                    mapping[str(fac).strip().upper()] = code
+            self._map, self._loaded = mapping, now
+        for cand in candidates:
+            found = self._map.get(cand.strip().upper())
+            if found:
+                return found
+        return None
+
+
+def find_recorded(
+    session: Session, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Recorded]:
+    """Messages already stored under (sender, MSH-10): their stored ACK, for re-sends."""
+    wanted = list(set(keys))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(LabRawMessage.sending_facility, LabRawMessage.control_id, LabRawMessage.ack_code,
+               LabRawMessage.ack, LabRawMessage.id)
+        .where(tuple_(LabRawMessage.sending_facility, LabRawMessage.control_id).in_(wanted))
+    )
+    return {(s, c): Recorded(code, bytes(ack), rid, is_duplicate=True)
+            for s, c, code, ack, rid in rows}
+
+
+def record_message(
+    session: Session,
+    inbound: Inbound,
+    rules: LabRules,
+    institutions: InstitutionMap,
+    *,
+    known: Mapping[tuple[str, str], Recorded] | None = None,
+    now: datetime,
+) -> Recorded:
+    """Store one inbound frame and what it carries. Does not commit.
+
+    Args:
+        session: the caller's session; the caller commits and only then sends the ACK.
+        inbound: the frame and what the edge parsed from it.
+        rules: intake and critical-value rules.
+        institutions: facility-code map.
+        known: results of :func:`find_recorded` for this batch (saves one query per message).
+        now: the time to stamp on rows (UTC).
+
+    Returns:
+        The ACK to send. A re-sent (sender, MSH-10) returns the stored ACK and writes nothing.
+    """
+    key = inbound.key
+    if key is not None:
+        previous = (known or {}).get(key) if known is not None else None
+        if previous is None and known is None:
+            previous = find_recorded(session, [key]).get(key)
+        if previous is not None:
+            logger.info("MSH-10 %s from %s is a re-send: same ACK %s", key[1], key[0],
+                        previous.ack_code)
+            return previous
+
+    institution = institutions.resolve(session, inbound.facility_codes)
+    error = inbound.error
+    code = error.ack_code if error else "AA"
+    ack = inbound.make_ack(code, error)
+    row = LabRawMessage(
+        received_at=inbound.received_at,
+        peer=inbound.peer[:64],
+        sending_facility=key[0] if key else None,
+        sending_application=(inbound.sending_application or None),
+        control_id=key[1] if key else None,
+        message_type=inbound.message_type,
+        version=inbound.version,
+        charset=inbound.charset,
+        institution_code=institution,
+        raw=inbound.raw,
+        size=len(inbound.raw),
+        ack_code=code,
+        ack=ack,
+        error_location=error.location if error else None,
+        error_code=error.code if error else None,
+        error_text=error.text if error else None,
+    )
+    session.add(row)
+    session.flush()
+    item_ids: tuple[int, ...] = ()
+    if error is None and inbound.message is not None:
+        item_ids = _apply(session, inbound, inbound.message, row, institution, rules, now)
+    return Recorded(code, ack, row.id, item_ids=item_ids)
+
+
+def record_unkeyed(session: Session, inbound: Inbound, ack_code: str, ack: bytes,
+                   reason: str) -> int:
+    """Store a frame outside the idempotency key (broken frame, internal error) for inspection.
+
+    The key columns stay NULL, so a later re-send of the same MSH-10 is processed afresh.
+    ``ack_code`` is "--" when nothing was answered.
+    """
+    row = LabRawMessage(
+        received_at=inbound.received_at, peer=inbound.peer[:64],
+        sending_facility=None, control_id=None,
+        sending_application=inbound.sending_application,
+        message_type=inbound.message_type, version=inbound.version, charset=inbound.charset,
+        raw=inbound.raw, size=len(inbound.raw), ack_code=ack_code, ack=ack,
+        error_code=207 if ack_code != "--" else None,
+        error_text=f"{reason} (sender {inbound.sender!r}, MSH-10 {inbound.control_id!r})",
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+# --------------------------------------------------------------------------- results
+
+
+def natural_key(sender: str, filler: str) -> str:
+    """Worklist key of a lab result: sending facility + filler order number.
+
+    The worklist column holds 200 characters; a longer key (long HD names) keeps its readable
+    start and a digest of the whole, so it stays unique and deterministic.
+    """
+    key = f"{sender}|{filler}"
+    if len(key) <= 200:
+        return key
+    return key[:150] + "#" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+
+
+
+def _apply(session: Session, inbound: Inbound, msg: LabMessage, raw: LabRawMessage,
+           institution: str | None, rules: LabRules, now: datetime) -> tuple[int, ...]:
+    sender = inbound.sender or ""
+    # Unknown facility: pass its own code (first HD component) on; enqueue flags it.
+    codes = inbound.facility_codes
+    inst_code = institution or (codes[1][:32] if len(codes) > 1 else None)
+    if msg.kind == "order":
+        for order in msg.orders:
+            _upsert_order(session, sender, inst_code, msg, order, raw, now)
+        return ()
+    by_filler: dict[str, list[ParsedResultSet]] = {}
+    for rs in msg.result_sets:
+        by_filler.setdefault(rs.filler_order_number, []).append(rs)
+    item_ids: list[int] = []
+    for filler, sets in by_filler.items():
+        findings: list[str] = []
+        prepared: list[tuple[ParsedResultSet, list[tuple[Any, str | None]]]] = []
+        for rs in sets:
+            obs_findings: list[tuple[Any, str | None]] = []
+            for obs in rs.observations:
+                finding = assess_critical(obs.code, obs.numeric_value, obs.abnormal_flags,
+                                          rules.critical_ranges)
+                obs_findings.append((obs, finding.reason if finding else None))
+                if finding:
+                    findings.append(finding.reason)
+            prepared.append((rs, obs_findings))
+        priority = min((rs.priority for rs in sets), key=lambda p: PRIORITY_RANK[Priority(p)])
+        statuses = sorted({rs.result_status.value for rs in sets})
+        flags = ["corrected result"] if ResultStatus.CORRECTED.value in statuses else []
+        item = enqueue(session, NewItem(
+            kind=ItemKind.LAB,
+            natural_key=natural_key(sender, filler),
+            institution_code=inst_code,
+            patient=msg.patient,
+            priority=priority,
+            ready=True,
+            description=", ".join(rs.service_name or rs.service_code for rs in sets)[:200],
+            accession_number=(sets[0].placer_order_number[:64] or None),
+            is_critical=bool(findings),
+            critical_reason="; ".join(findings)[:2000] or None,
+            flags=flags + list(msg.warnings),
+            details={
+                "filler_order_number": filler,
+                "placer_order_number": sets[0].placer_order_number,
+                "services": [rs.service_code for rs in sets],
+                "result_status": statuses,
+                "control_id": inbound.control_id,
+            },
+            received_at=inbound.received_at,
+        ), rules.intake)
+        item_ids.append(item.id)
+        for rs, obs_findings in prepared:
+            _upsert_result_set(session, sender, item, rs, obs_findings, raw, now)
+    return tuple(item_ids)
+
+
+def _upsert_result_set(session: Session, sender: str, item: Any, rs: ParsedResultSet,
+                       obs_findings: list[tuple[Any, str | None]], raw: LabRawMessage,
+                       now: datetime) -> LabResultSet:
+    existing = session.scalar(
+        select(LabResultSet).where(
+            LabResultSet.sending_facility == sender,
+            LabResultSet.filler_order_number == rs.filler_order_number,
+            LabResultSet.service_code == rs.service_code,
+        )
+    )
+    is_critical = any(reason for _, reason in obs_findings)
+    if existing is None:
+        result_set = LabResultSet(
+            sending_facility=sender, institution_code=item.institution_code,
+            worklist_item_id=item.id, patient_id=item.patient_id,
+            patient_local_id=item.patient_local_id,
+            placer_order_number=rs.placer_order_number,
+            filler_order_number=rs.filler_order_number, service_code=rs.service_code,
+            service_name=rs.service_name, result_status=rs.result_status.value,
+            priority=rs.priority.value, specimen_barcode=rs.specimen_barcode or None,
+            observed_at=rs.observed_at, reported_at=rs.reported_at, is_critical=is_critical,
+            notes=list(rs.notes), raw_message_id=raw.id, created_at=now, updated_at=now,
+        )
+        session.add(result_set)
+        session.flush()
+        current: dict[tuple[str, str], LabObservation] = {}
+    else:
+        result_set = existing
+        result_set.result_status = rs.result_status.value
+        result_set.observed_at = rs.observed_at or result_set.observed_at
+        result_set.reported_at = rs.reported_at or result_set.reported_at
+        result_set.is_critical = result_set.is_critical or is_critical
+        result_set.notes = list(result_set.notes or []) + [
+            n for n in rs.notes if n not in (result_set.notes or [])]
+        result_set.raw_message_id = raw.id
+        result_set.updated_at = now
+        current = {(o.code, o.sub_id): o for o in session.scalars(
+            select(LabObservation).where(LabObservation.result_set_id == result_set.id))}
+    for obs, reason in obs_findings:
+        stored = current.get((obs.code, obs.sub_id))
+        if stored is None:
+            stored = LabObservation(
+                result_set_id=result_set.id, set_id=obs.set_id, value_type=obs.value_type,
+                code=obs.code, name=obs.name, coding_system=obs.coding_system,
+                sub_id=obs.sub_id, value=obs.value, numeric_value=obs.numeric_value,
+                comparator=obs.comparator, units=obs.units, reference_range=obs.reference_range,
+                abnormal_flags=list(obs.abnormal_flags), result_status=obs.result_status.value,
+                observed_at=obs.observed_at, is_critical=reason is not None, version=1,
+                raw_message_id=raw.id, updated_at=now,
+            )
+            session.add(stored)
+            current[(obs.code, obs.sub_id)] = stored
+            if reason:
+                session.flush()
+                _raise_alert(session, item, result_set, stored, reason, now)
+            continue
+        if _same_value(stored, obs):
+            continue
+        # A correction (OBX-11 C) or a changed re-send: keep what was there, then replace it.
+        session.add(LabObservationHistory(
+            observation_id=stored.id, version=stored.version, value=stored.value,
+            numeric_value=stored.numeric_value, units=stored.units,
+            reference_range=stored.reference_range, abnormal_flags=list(stored.abnormal_flags),
+            result_status=stored.result_status, observed_at=stored.observed_at,
+            raw_message_id=stored.raw_message_id, replaced_at=now,
+            replaced_by_message_id=raw.id,
+        ))
+        stored.value, stored.numeric_value = obs.value, obs.numeric_value
+        stored.comparator, stored.units = obs.comparator, obs.units
+        stored.reference_range = obs.reference_range
+        stored.abnormal_flags = list(obs.abnormal_flags)
+        stored.result_status = obs.result_status.value
+        stored.observed_at = obs.observed_at or stored.observed_at
+        stored.value_type, stored.name = obs.value_type, obs.name or stored.name
+        stored.is_critical = reason is not None
+        stored.version += 1
+        stored.raw_message_id = raw.id
+        stored.updated_at = now
+        logger.info("observation %s corrected to version %s (result set %s)", stored.id,
+                    stored.version, result_set.id)
+        if reason:
+            _raise_alert(session, item, result_set, stored, reason, now)
+    _match_order(session, result_set, now)
+    return result_set
+
+
+def _same_value(stored: LabObservation, obs: Any) -> bool:
+    return (stored.value == obs.value and stored.units == obs.units
+            and stored.reference_range == obs.reference_range
+            and list(stored.abnormal_flags or []) == list(obs.abnormal_flags)
+            and stored.result_status == obs.result_status.value)
+
+
+def _raise_alert(session: Session, item: Any, result_set: LabResultSet, obs: LabObservation,
+                 reason: str, now: datetime) -> None:
+    # One open alert per observation value: a re-sent or unchanged result does not page twice.
+    exists = session.scalar(
+        select(LabCriticalAlert.id).where(LabCriticalAlert.observation_id == obs.id,
+                                          LabCriticalAlert.value == obs.value)
+    )
+    if exists is not None:
+        return
+    session.add(LabCriticalAlert(
+        observation_id=obs.id, result_set_id=result_set.id, worklist_item_id=item.id,
+        institution_code=result_set.institution_code, patient_id=result_set.patient_id,
+        test_code=obs.code, value=obs.value, units=obs.units, reason=reason, status="open",
+        raised_at=now,
+    ))
+    logger.warning("critical value: worklist item %s, observation %s (%s)", item.id, obs.id,
+                   obs.code)
+
+
+def _match_order(session: Session, result_set: LabResultSet, now: datetime) -> None:
+    """Link a result to its order by placer or filler number and move the order to resulted."""
+    conditions = [LabOrder.filler_order_number == result_set.filler_order_number]
+    if result_set.placer_order_number:
+        conditions.append(LabOrder.placer_order_number == result_set.placer_order_number)
+    orders = list(session.scalars(select(LabOrder).where(or_(*conditions))))
+    if not orders:
+        return
+    order = next((o for o in orders if o.service_code == result_set.service_code), orders[0])
+    result_set.order_id = order.id
+    new_status = advance_order(OrderStatus(order.status), OrderStatus.RESULTED)
+    if new_status != order.status:
+        order.status = new_status.value
+        order.resulted_at = now
+    if not order.filler_order_number:
+        order.filler_order_number = result_set.filler_order_number
+    order.updated_at = now
+
+
+# --------------------------------------------------------------------------- orders
+
+
+def _upsert_order(session: Session, sender: str, inst_code: str | None, msg: LabMessage,
+                  order: ParsedOrder, raw: LabRawMessage, now: datetime) -> LabOrder:
+    existing = session.scalar(
+        select(LabOrder).where(LabOrder.placer_order_number == order.placer_order_number,
+                               LabOrder.service_code == order.service_code)
+    )
+    if existing is None:
+        patient = resolve_patient(session, inst_code or "UNKNOWN", msg.patient)
+        row = LabOrder(
+            sending_facility=sender, institution_code=inst_code or "UNKNOWN",
+            placer_order_number=order.placer_order_number,
+            filler_order_number=order.filler_order_number or None,
+            service_code=order.service_code, service_name=order.service_name,
+            specimen_barcode=order.specimen_barcode or None, status=order.status.value,
+            priority=order.priority.value, patient_id=patient.id if patient else None,
+            patient_local_id=msg.patient.local_id, ordered_at=order.ordered_at,
+            collected_at=order.collected_at, received_at=order.received_at,
+            raw_message_id=raw.id, updated_at=now,
+        )
+        session.add(row)
+        session.flush()
+        logger.info("lab order %s created (MSH-10 %s)", row.id, msg.header.control_id)
+        return row
+    existing.status = advance_order(OrderStatus(existing.status), order.status).value
+    existing.filler_order_number = order.filler_order_number or existing.filler_order_number
+    existing.specimen_barcode = order.specimen_barcode or existing.specimen_barcode
+    existing.collected_at = order.collected_at or existing.collected_at
+    existing.received_at = order.received_at or existing.received_at
+    existing.raw_message_id = raw.id
+    existing.updated_at = now
+    return existing
+
+
+def verify_result_set(session: Session, result_set_id: int, username: str,
+                      now: datetime) -> LabResultSet:
+    """Record that a lab physician verified (审核) a result set; its order becomes verified.
+
+    The caller then queues the result for the institution's HIS (``lis_bridge.outbound``).
+
+    Raises:
+        NotFound: no such result set.
+    """
+    result_set = session.get(LabResultSet, result_set_id)
+    if result_set is None:
+        raise NotFound(f"lab result set {result_set_id}")
+    result_set.verified_at = now
+    result_set.verified_by = username
+    result_set.updated_at = now
+    if result_set.order_id is not None:
+        order = session.get(LabOrder, result_set.order_id)
+        if order is not None:
+            order.status = advance_order(OrderStatus(order.status), OrderStatus.VERIFIED).value
+            order.verified_at = now
+            order.updated_at = now
+    return result_set
