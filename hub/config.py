@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     orthanc_stable_age: int = Field(10, description="Seconds before Orthanc calls a study stable")
     orthanc_timeout: float = Field(10.0, description="Seconds per Orthanc REST call")
     changes_poll_seconds: float = Field(2.0, description="How often beat follows /changes")
+    changes_budget_seconds: float = Field(
+        20.0, description="Longest one follower run lasts; its lock expires 10 s after that"
+    )
 
     lead_institution: str = Field("LEAD", description="Code of the lead hospital")
     claim_minutes: int = Field(30, description="A reader's claim expires after this")

@@ -6,6 +6,7 @@ fails for good is written to the dead-letter table for a person to see.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import traceback
@@ -81,15 +82,17 @@ def follow_orthanc_changes(self: Task) -> int:
     s = get_settings()
     # One follower at a time: beat fires every few seconds and a page may take longer. The
     # database cursor alone would serialise on PostgreSQL but not on SQLite.
-    lock = redis.Redis.from_url(s.broker_url).lock("yigong:follow-orthanc-changes", timeout=120,
-                                                   blocking=False)
+    # The lock expires on its own, so a worker killed while holding it stalls the feed briefly.
+    lock = redis.Redis.from_url(s.broker_url).lock(
+        "yigong:follow-orthanc-changes", timeout=s.changes_budget_seconds + 10, blocking=False)
     if not lock.acquire():
         return 0
     try:
         n = follow_until_done(s.effective_database_url, orthanc_client(),
-                              IntakeRules.from_settings(s))
+                              IntakeRules.from_settings(s), s.changes_budget_seconds)
     finally:
-        lock.release()
+        with contextlib.suppress(redis.exceptions.LockError):
+            lock.release()
     if n:
         logger.info("followed %d Orthanc changes", n)
     return n
