@@ -47,12 +47,20 @@ def up(demo: Annotated[bool, typer.Option(help="Create demo institutions, users,
     configure()
     settings = get_settings()
     stack = Stack(settings, with_node=node, with_lis=lis)
+    from hub.db.migrate import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+    if demo:
+        from hub.demo.run import seed_demo
+
+        stack.node_user, stack.node_password = seed_demo(settings, console)
 
     def ready() -> None:
         if demo:
-            from hub.demo.run import run_demo
+            from hub.demo.run import send_demo_data
 
-            run_demo(settings, console)
+            send_demo_data(settings, console)
         console.print(f"[bold green]Yigong Hub is up[/]: http://{settings.api_host}:"
                       f"{settings.api_port}/  (API docs at /docs). Ctrl-C stops everything.")
 

@@ -33,6 +33,9 @@ class Stack:
     settings: Settings
     with_node: bool = True
     with_lis: bool = True
+    node_institution: str = "BR01"
+    node_user: str = ""
+    node_password: str = ""
     children: list[Child] = field(default_factory=list)
     orthanc: OrthancProcess | None = None
     redis: subprocess.Popen | None = None
@@ -48,6 +51,17 @@ class Stack:
             "YIGONG_API_PORT": str(s.api_port),
             "TCP_NODELAY": "1",
         })
+        # The branch node of a single-machine stack forwards to this Orthanc and tells this API.
+        env.setdefault("YIGONG_NODE_HUB_HOST", "127.0.0.1")
+        env.setdefault("YIGONG_NODE_HUB_PORT", str(s.orthanc_dicom_port))
+        env.setdefault("YIGONG_NODE_HUB_AET", s.orthanc_aet)
+        env.setdefault("YIGONG_NODE_ORTHANC_URL", env["YIGONG_ORTHANC_URL"])
+        env.setdefault("YIGONG_NODE_HUB_URL", f"http://{s.api_host}:{s.api_port}")
+        env.setdefault("YIGONG_NODE_SPOOL_DIR", str((s.data_dir / "node-spool").resolve()))
+        env.setdefault("YIGONG_NODE_INSTITUTION_CODE", self.node_institution)
+        if self.node_user:
+            env.setdefault("YIGONG_NODE_HUB_USER", self.node_user)
+            env.setdefault("YIGONG_NODE_HUB_PASSWORD", self.node_password)
         return env
 
     def ensure_redis(self) -> None:
@@ -78,9 +92,6 @@ class Stack:
     def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        from hub.db.migrate import upgrade
-
-        upgrade(s.effective_database_url)
         self.ensure_redis()
         url = urlparse(s.orthanc_url)
         self.orthanc = OrthancProcess(OrthancConfig(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -57,6 +58,28 @@ def seed(session: Session) -> list[DemoUser]:
         create_user(session, audit.SYSTEM, username, password, role, inst, display, rank)
         created.append(DemoUser(username, password, role.value, inst))
     return created
+
+
+def node_service_login(session: Session, data_dir: Path, institution: str = "BR01",
+                       ) -> tuple[str, str]:
+    """The branch node's own hub account; its password is kept in the data dir (mode 0600)."""
+    username = f"node.{institution.lower()}"
+    secret = data_dir / f"{username}.password"
+    if session.scalar(select(User.id).where(User.username == username)) is None or \
+            not secret.exists():
+        password = secrets.token_urlsafe(16)
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            create_user(session, audit.SYSTEM, username, password, Role.TECHNICIAN, institution,
+                        "分院DICOM节点")
+        else:
+            from hub.security import hash_password
+
+            user.password_hash = hash_password(password)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        secret.write_text(password)
+        secret.chmod(0o600)
+    return username, secret.read_text().strip()
 
 
 def synthetic_ct(slices: int = 20, size: int = 64, name: str = "Wang^XiaoDong=王^小东",

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from hub.config import Settings
 from hub.db.session import session_scope
-from hub.demo import seed, synthetic_ct
+from hub.demo import node_service_login, seed, synthetic_ct
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +40,11 @@ def send_datasets(datasets, port: int, called_aet: str, calling_aet: str) -> int
     return ok
 
 
-def run_demo(settings: Settings, console: Console) -> None:
+def seed_demo(settings: Settings, console: Console) -> tuple[str, str]:
+    """Seed the demo community; returns the branch node's service login for the node process."""
     with session_scope(settings.effective_database_url) as session:
         created = seed(session)
+        node_user, node_password = node_service_login(session, settings.data_dir)
     if created:
         table = Table("username", "password", "role", "institution",
                       title="Demo users (passwords are shown only this once)")
@@ -51,10 +53,17 @@ def run_demo(settings: Settings, console: Console) -> None:
         console.print(table)
     else:
         console.print("demo users already exist (their passwords were printed on first run)")
+    return node_user, node_password
+
+
+def send_demo_data(settings: Settings, console: Console) -> None:
+    """Send the demo study as a township CT would: to the branch node when it runs."""
+    from dicom_node.config import NodeSettings
+
     study = synthetic_ct()
-    # Through the branch node when it runs, as a township modality would; else straight in.
-    if _port_open(11112):
-        port, called = 11112, "YIGONG-NODE"
+    node_port = NodeSettings().port
+    if _port_open(node_port):
+        port, called = node_port, "YIGONG-NODE"
     else:
         port, called = settings.orthanc_dicom_port, settings.orthanc_aet
     sent = send_datasets(study, port, called, "BR01-CT")

@@ -12,12 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-#: Anatomically contiguous lead groups (inferior, lateral limb, precordial in order).
-CONTIGUOUS_GROUPS: tuple[tuple[str, ...], ...] = (
-    ("II", "aVF", "III"),
-    ("aVL", "I"),
-    ("V1", "V2", "V3", "V4", "V5", "V6"),
-)
+#: Contiguous lead groups: any two leads of an anatomical limb group (inferior, high lateral)
+#: count; precordial leads count only when neighbours (V2 and V3, not V2 and V4).
+LIMB_GROUPS: tuple[tuple[str, ...], ...] = (("II", "III", "aVF"), ("I", "aVL"))
+PRECORDIAL: tuple[str, ...] = ("V1", "V2", "V3", "V4", "V5", "V6")
 
 
 @dataclass(frozen=True)
@@ -69,15 +67,18 @@ def st_elevation_leads(st_level_mv: Mapping[str, float], rules: UrgencyRules) ->
         return value is not None and value >= limit
 
     hits: list[str] = []
-    for group in CONTIGUOUS_GROUPS:
-        run: list[str] = []
-        for lead in group + ("",):
-            if lead and elevated(lead):
-                run.append(lead)
-                continue
-            if len(run) >= rules.st_min_contiguous:
-                hits.extend(run)
-            run = []
+    for group in LIMB_GROUPS:
+        up = [lead for lead in group if elevated(lead)]
+        if len(up) >= rules.st_min_contiguous:
+            hits.extend(up)
+    run: list[str] = []
+    for lead in PRECORDIAL + ("",):
+        if lead and elevated(lead):
+            run.append(lead)
+            continue
+        if len(run) >= rules.st_min_contiguous:
+            hits.extend(run)
+        run = []
     return hits
 
 
