@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
 from hub.clock import as_utc, utcnow
 from hub.db.models import AuditEntry
 
 GENESIS = "0" * 64
+#: Advisory lock id for the audit chain (any constant unique within the database).
+AUDIT_LOCK_KEY = 0x59474F4E47
 
 
 @dataclass(frozen=True)
@@ -46,29 +48,61 @@ def _digest(prev_hash: str, canonical: str) -> str:
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
-def record(session: Session, actor: Actor, action: str, target: str,
-           detail: dict[str, Any] | None = None) -> AuditEntry:
-    """Append one audit row in the current transaction.
+@dataclass(frozen=True)
+class _Pending:
+    at: datetime
+    actor: Actor
+    action: str
+    target: str
+    detail: dict[str, Any]
 
-    On PostgreSQL the last row is locked so that concurrent writers chain one after another; on
-    SQLite the database-wide write lock does the same.
+
+def record(session: Session, actor: Actor, action: str, target: str,
+           detail: dict[str, Any] | None = None) -> None:
+    """Append one audit row to the current transaction; it is written when the transaction
+    commits, and never without it (a rolled-back change leaves no audit row, and vice versa).
     """
-    detail = detail or {}
-    last = session.execute(
-        select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1).with_for_update()
-    ).scalar()
-    prev = last or GENESIS
-    at = utcnow()
-    key = (actor.username, actor.role, actor.institution_code, actor.client)
-    entry = AuditEntry(
-        at=at, username=actor.username, role=actor.role,
-        institution_code=actor.institution_code, client=actor.client, action=action,
-        target=target, detail=detail, prev_hash=prev,
-        hash=_digest(prev, _canonical(at, key, action, target, detail)),
-    )
-    session.add(entry)
+    session.info.setdefault(_PENDING, []).append(
+        _Pending(utcnow(), actor, action, target, dict(detail or {})))
+
+
+_PENDING = "yigong_audit_pending"
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    """Chain and insert the transaction's audit rows as late as possible before commit.
+
+    Writers must chain one after another, each reading the hash the previous one committed, so
+    the chain is serialised; doing it here keeps that serial section to an insert and a commit.
+    On PostgreSQL a transaction-scoped advisory lock orders writers (locking the last row would
+    not: a waiter would chain to the row it had locked, no longer the last). On SQLite every
+    transaction starts with BEGIN IMMEDIATE (hub.db.session), which orders them already.
+    """
+    pending: list[_Pending] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
     session.flush()
-    return entry
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+    prev = session.execute(
+        select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
+    ).scalar() or GENESIS
+    for p in pending:
+        a = p.actor
+        digest = _digest(prev, _canonical(p.at, (a.username, a.role, a.institution_code,
+                                                 a.client), p.action, p.target, p.detail))
+        session.add(AuditEntry(at=p.at, username=a.username, role=a.role,
+                               institution_code=a.institution_code, client=a.client,
+                               action=p.action, target=p.target, detail=p.detail,
+                               prev_hash=prev, hash=digest))
+        prev = digest
+    session.flush()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 @dataclass(frozen=True)

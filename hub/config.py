@@ -54,6 +54,35 @@ class Settings(BaseSettings):
         },
     )
     task_max_retries: int = Field(8, description="Celery retries before dead-lettering")
+    ecg_urgency: dict[str, float | str] = Field(
+        default_factory=dict,
+        description="Overrides of ECG critical-value thresholds (fields of "
+                    "hub.domain.ecg_urgency.UrgencyRules, e.g. {\"qtc_ms\": 550})",
+    )
+
+    # reports
+    report_verify_ranks: list[str] = Field(
+        default_factory=lambda: ["attending", "associate_chief", "chief"],
+        description="User ranks allowed to verify (审核) reports; residents and trainees are not",
+    )
+    report_single_signoff: list[str] = Field(
+        default_factory=lambda: ["lab_review"],
+        description="Report templates whose writer may also verify (single sign-off)",
+    )
+    report_public_url: str = Field(
+        "http://127.0.0.1:8000", description="Base URL printed in the report QR code (/verify/…)"
+    )
+    report_turnaround_targets: dict[str, int] = Field(
+        default_factory=lambda: {"stat:ecg": 15, "stat:imaging": 30, "stat:lab": 30, "stat": 30,
+                                 "urgent": 120, "routine": 1440},
+        description='Minutes to final report, keyed "priority:kind" or "priority"',
+    )
+    report_critical_escalate_minutes: int = Field(
+        10, description="Minutes without acknowledgement before a critical result escalates"
+    )
+    report_critical_max_level: int = Field(3, description="Highest escalation level")
+    report_cert_days: int = Field(730, description="Days a community-CA certificate is valid")
+    report_font: str = Field("", description="CJK TrueType font for PDFs; empty = Debian paths")
 
     @field_validator("database_url")
     @classmethod

@@ -20,7 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.db.models import Base
 
@@ -137,6 +137,8 @@ class LabObservation(Base):
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True)
     result_set_id: Mapped[int] = mapped_column(ForeignKey("lab_result_sets.id"), index=True)
+    # Lets a batch add result sets and their observations and insert them in one flush.
+    result_set: Mapped[LabResultSet] = relationship()
     set_id: Mapped[str] = mapped_column(String(32), default="")  # OBX-1
     value_type: Mapped[str] = mapped_column(String(16), default="")  # OBX-2
     code: Mapped[str] = mapped_column(String(200))  # OBX-3.1
@@ -164,6 +166,7 @@ class LabObservationHistory(Base):
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True)
     observation_id: Mapped[int] = mapped_column(ForeignKey("lab_observations.id"), index=True)
+    observation: Mapped[LabObservation] = relationship()
     version: Mapped[int] = mapped_column(Integer)
     value: Mapped[str] = mapped_column(Text, default="")
     numeric_value: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -189,7 +192,9 @@ class LabCriticalAlert(Base):
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True)
     observation_id: Mapped[int] = mapped_column(ForeignKey("lab_observations.id"), index=True)
+    observation: Mapped[LabObservation] = relationship()
     result_set_id: Mapped[int] = mapped_column(ForeignKey("lab_result_sets.id"))
+    result_set: Mapped[LabResultSet] = relationship()
     worklist_item_id: Mapped[int] = mapped_column(ForeignKey("worklist_items.id"))
     institution_code: Mapped[str] = mapped_column(String(32))
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)

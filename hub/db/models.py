@@ -14,11 +14,18 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+from hub.domain.priority import PRIORITY_RANK, Priority
+from hub.domain.worklist import OPEN_STATES
+
+OPEN_STATES_SQL = "(" + ", ".join(f"'{s.value}'" for s in OPEN_STATES) + ")"
 
 
 class Base(DeclarativeBase):
@@ -83,9 +90,15 @@ class WorklistItem(Base):
     __tablename__ = "worklist_items"
     __table_args__ = (
         UniqueConstraint("kind", "natural_key"),
-        Index("ix_worklist_sort", "status", "priority", "due_at"),
+        # The worklist order is (overdue first, priority, due time). Overdue items are open ones
+        # past due: the partial index serves that half, the full one the rest (see
+        # hub.services.worklist.list_items).
+        Index("ix_worklist_open_order", "priority_rank", "due_at", "id",
+              postgresql_where=text(f"status IN {OPEN_STATES_SQL}"),
+              sqlite_where=text(f"status IN {OPEN_STATES_SQL}")),
+        Index("ix_worklist_order", "priority_rank", "due_at", "id"),
         Index("ix_worklist_inst", "institution_code", "status"),
-        Index("ix_worklist_spec", "specialty", "status"),
+        Index("ix_worklist_patient", "patient_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -94,6 +107,8 @@ class WorklistItem(Base):
     natural_key: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16))
     priority: Mapped[str] = mapped_column(String(16))
+    # Sort key kept in step with ``priority`` by the validator below (0 = stat).
+    priority_rank: Mapped[int] = mapped_column(SmallInteger)
     specialty: Mapped[str] = mapped_column(String(16))
     institution_code: Mapped[str] = mapped_column(String(32))
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)
@@ -118,6 +133,11 @@ class WorklistItem(Base):
     flags: Mapped[list[Any]] = mapped_column(default=list)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime]
+
+    @validates("priority")
+    def _rank(self, _key: str, value: str) -> str:
+        self.priority_rank = PRIORITY_RANK[Priority(value)]
+        return value
 
 
 class StudyManifest(Base):

@@ -17,12 +17,21 @@ def get_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+            # Let SQLAlchemy, not pysqlite, decide where transactions begin (see _begin).
+            dbapi_conn.isolation_level = None
             # WAL lets the API read while a worker writes; FK checks are off by default in SQLite.
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=FULL")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):  # noqa: ANN001
+            # Take the write lock up front. Nearly every transaction here writes (reads of patient
+            # data are audited), and a deferred one that reads first may find its snapshot stale
+            # when it tries to write, or chain an audit row to a hash that is no longer the last.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)

@@ -93,10 +93,11 @@ def claim(current: Claim, user_id: int, now: datetime, ttl: timedelta) -> Claim:
     return replace(current, user_id=user_id, expires_at=now + ttl)
 
 
+#: States in which an item still waits for its final report (and can become overdue).
+OPEN_STATES = (ReadingState.RECEIVING, ReadingState.READY, ReadingState.IN_PROGRESS,
+               ReadingState.PRELIMINARY)
+
+
 def is_overdue(state: ReadingState, due_at: datetime | None, now: datetime) -> bool:
     """Overdue means not yet reported (final or later) by the due time."""
-    unreported = state in (
-        ReadingState.RECEIVING, ReadingState.READY, ReadingState.IN_PROGRESS,
-        ReadingState.PRELIMINARY,
-    )
-    return unreported and due_at is not None and due_at < now
+    return state in OPEN_STATES and due_at is not None and due_at < now

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -113,8 +113,6 @@ def ingest_parsed(session: Session, client: OrthancClient, rules: IntakeRules,
 
 
 def _with_uids(record: EcgRecord, archived: EcgRecord) -> EcgRecord:
-    from dataclasses import replace
-
     return replace(record, sop_instance_uid=archived.sop_instance_uid,
                    study_instance_uid=archived.study_instance_uid,
                    series_instance_uid=archived.series_instance_uid)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Select, and_, not_, select
 from sqlalchemy.orm import Session
 
 from hub import audit
@@ -13,7 +13,7 @@ from hub.clock import as_utc, utcnow
 from hub.db.models import Institution, Patient, WorklistItem
 from hub.domain.access import Scope
 from hub.domain.errors import NotFound, NotPermitted
-from hub.domain.worklist import Claim, Event, ReadingState, claim, next_state
+from hub.domain.worklist import OPEN_STATES, Claim, Event, ReadingState, claim, next_state
 
 
 def apply_event(session: Session, item: WorklistItem, event: Event, actor: audit.Actor,
@@ -84,15 +84,13 @@ def _scoped(stmt: Select, scope: Scope) -> Select:
 
 def list_items(session: Session, q: WorklistQuery, scope: Scope,
                now: datetime) -> list[tuple[WorklistItem, str | None]]:
-    """Items visible in ``scope`` matching ``q``: overdue first, then priority, then due time."""
-    unreported = [ReadingState.RECEIVING, ReadingState.READY, ReadingState.IN_PROGRESS,
-                  ReadingState.PRELIMINARY]
-    overdue = case(
-        (and_(WorklistItem.status.in_([s.value for s in unreported]), WorklistItem.due_at < now),
-         0),
-        else_=1,
-    )
-    prio = case({"stat": 0, "urgent": 1}, value=WorklistItem.priority, else_=2)
+    """Items visible in ``scope`` matching ``q``: overdue first, then priority, then due time.
+
+    Run as two index-ordered queries, overdue and the rest, each walking (priority_rank,
+    due_at, id) and stopping at the page; one sort over computed keys would read every row.
+    """
+    open_states = [s.value for s in OPEN_STATES]
+    overdue = and_(WorklistItem.status.in_(open_states), WorklistItem.due_at < now)
     stmt = select(WorklistItem, Institution.name).outerjoin(
         Institution, Institution.code == WorklistItem.institution_code
     )
@@ -106,14 +104,20 @@ def list_items(session: Session, q: WorklistQuery, scope: Scope,
         if value is not None:
             stmt = stmt.where(column == value)
     if q.date_from:
-        stmt = stmt.where(or_(WorklistItem.study_date >= q.date_from,
-                              func.date(WorklistItem.received_at) >= q.date_from))
+        stmt = stmt.where(WorklistItem.received_at >= datetime.combine(
+            q.date_from, datetime.min.time(), tzinfo=UTC))
     if q.date_to:
         stmt = stmt.where(WorklistItem.received_at < datetime.combine(
-            q.date_to + timedelta(days=1), datetime.min.time()))
-    stmt = stmt.order_by(overdue, prio, WorklistItem.due_at, WorklistItem.id)
-    stmt = stmt.limit(q.limit).offset(q.offset)
-    return [(row[0], row[1]) for row in session.execute(stmt)]
+            q.date_to + timedelta(days=1), datetime.min.time(), tzinfo=UTC))
+    order = (WorklistItem.priority_rank, WorklistItem.due_at, WorklistItem.id)
+    wanted = q.offset + q.limit
+    rows: list = []
+    if q.status is None or q.status in open_states:
+        rows = list(session.execute(stmt.where(overdue).order_by(*order).limit(wanted)))
+    if len(rows) < wanted:
+        rest = stmt.where(not_(overdue)).order_by(*order).limit(wanted - len(rows))
+        rows += list(session.execute(rest))
+    return [(row[0], row[1]) for row in rows[q.offset:wanted]]
 
 
 def get_item(session: Session, item_id: int, scope: Scope) -> WorklistItem:

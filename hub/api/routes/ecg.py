@@ -28,7 +28,7 @@ MAX_UPLOAD_BYTES = 128 * 1024 * 1024
 def ecg_error_status(exc: EcgError) -> int:
     """415 for a format we do not read (e.g. SCP-ECG), 422 for a broken file."""
     return (status.HTTP_415_UNSUPPORTED_MEDIA_TYPE if isinstance(exc, UnsupportedFormat)
-            else status.HTTP_422_UNPROCESSABLE_ENTITY)
+            else 422)  # Unprocessable Content (RFC 9110)
 
 
 def _detail(session: SessionDep, item: WorklistItem) -> WorklistItemDetail:
@@ -78,7 +78,9 @@ def upload_ecg(
         items = svc.ingest_files(session, orthanc, rules, blobs, ctx,
                                  svc.urgency_rules_from_settings(settings))
     except EcgError as exc:
-        logger.info("ECG upload refused (%s): %s", exc.__class__.__name__, exc)
+        # The reason goes back to the uploader; file names may carry patient names, so the log
+        # keeps only the kind of refusal.
+        logger.info("ECG upload refused: %s", exc.__class__.__name__)
         raise HTTPException(ecg_error_status(exc), str(exc)) from None
     for item in items:
         audit.record(session, current.actor, "ecg.upload", f"worklist_item:{item.id}",

@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import hub.db.report_models  # noqa: F401
 from hub.db import lab_models, models  # noqa: F401 - lab_models registers the lab tables
 
 config = context.config

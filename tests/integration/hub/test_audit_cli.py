@@ -51,3 +51,30 @@ def test_deleted_row_is_detected(db_url, tmp_path):
     out = run_verify(db_url, tmp_path)
     assert out.returncode == 1
     assert "audit row 3" in out.stdout and "link" in out.stdout
+
+
+def test_concurrent_writers_keep_one_unbroken_chain(db_url):
+    import threading
+
+    from hub.audit import verify_chain
+
+    errors = []
+
+    def writer(n):
+        try:
+            for i in range(10):
+                with session_scope(db_url) as s:
+                    audit.record(s, audit.Actor(f"u{n}", "radiologist", "LEAD"), "worklist.view",
+                                 f"worklist_item:{n}-{i}")
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with session_scope(db_url) as s:
+        assert list(verify_chain(s)) == []
+        assert s.scalar(text("SELECT count(*) FROM audit_log")) == 80

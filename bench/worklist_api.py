@@ -1,0 +1,196 @@
+"""Worklist query latency on PostgreSQL with 100,000 items and 50 concurrent clients.
+
+    .venv/bin/python bench/worklist_api.py [--items 100000] [--clients 50] [--requests 2000]
+
+Creates a scratch database on the local PostgreSQL, fills it, then measures two things:
+  1. the worklist query itself (service layer, 50 threads each with its own DB connection);
+  2. GET /api/worklist end to end over HTTP (uvicorn, 50 concurrent keep-alive clients).
+Prints p50/p95/p99 for each. Goal (issue 2): p95 under 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hub.clock import utcnow  # noqa: E402
+from hub.db.migrate import upgrade  # noqa: E402
+from hub.db.session import get_sessionmaker  # noqa: E402
+from hub.domain.access import Role, Viewer, worklist_scope  # noqa: E402
+from hub.services.worklist import WorklistQuery, list_items  # noqa: E402
+
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+INSTITUTIONS = ["LEAD", "BR01", "BR02", "BR03", "BR04", "BR05", "BR06", "BR07"]
+
+
+def fill(url: str, n: int) -> None:
+    """Bulk-load ``n`` items with COPY (the ORM would take minutes and measures nothing useful)."""
+    now = utcnow()
+    kinds = [("imaging", "radiology", "CT"), ("imaging", "radiology", "DX"),
+             ("ecg", "cardiology", "ECG"), ("lab", "laboratory", None)]
+    # A county hub's 100,000 items are mostly history: about 7% still wait for a report.
+    statuses = (["delivered"] * 85 + ["final"] * 8 + ["ready"] * 4 + ["in_progress"] * 1
+                + ["receiving"] * 1 + ["preliminary"] * 1)
+    prios = ["routine"] * 8 + ["urgent", "stat"]
+    rank = {"stat": 0, "urgent": 1, "routine": 2}
+    turnaround = {"stat": 30, "urgent": 120, "routine": 1440}
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO institutions (code, name, is_lead, ae_titles, hl7_facilities) "
+                    "SELECT c, c, c = 'LEAD', '[]', '[]' FROM unnest(%s::text[]) c",
+                    (INSTITUTIONS,))
+        cols = ("kind, natural_key, status, priority, priority_rank, specialty, institution_code, "
+                "patient_name, modality, series_count, instance_count, received_at, due_at, "
+                "is_stable, is_critical, flags, details, updated_at")
+        rnd = random.Random(7)
+        with cur.copy(f"COPY worklist_items ({cols}) FROM STDIN") as copy:
+            for i in range(n):
+                kind, spec, mod = rnd.choice(kinds)
+                prio = rnd.choice(prios)
+                received = now - timedelta(minutes=rnd.randint(0, 60 * 24 * 90))
+                copy.write_row((kind, f"1.2.826.0.1.{i}", rnd.choice(statuses), prio, rank[prio],
+                                spec,
+                                rnd.choice(INSTITUTIONS), f"患者{i}", mod, 1, 10, received,
+                                received + timedelta(minutes=turnaround[prio]), True, False,
+                                "[]", "{}", now))
+        cur.execute("ANALYZE worklist_items")
+        conn.commit()
+
+
+def percentiles(samples: list[float]) -> str:
+    s = sorted(samples)
+    q = statistics.quantiles(s, n=100)
+    return (f"n={len(s)} p50={q[49] * 1000:.1f} ms p95={q[94] * 1000:.1f} ms "
+            f"p99={q[98] * 1000:.1f} ms max={s[-1] * 1000:.1f} ms")
+
+
+def bench_query(url: str, clients: int, requests: int) -> list[float]:
+    maker = get_sessionmaker(url)
+    viewers = [Viewer(1, Role.RADIOLOGIST, "LEAD", True), Viewer(2, Role.TECHNICIAN, "BR03", False),
+               Viewer(3, Role.ADMIN, "LEAD", True)]
+    queries = [WorklistQuery(), WorklistQuery(status="ready"), WorklistQuery(kind="ecg"),
+               WorklistQuery(priority="stat"), WorklistQuery(institution="BR02")]
+    samples: list[float] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        rnd = random.Random(i)
+        with maker() as session:
+            t0 = time.perf_counter()
+            rows = list_items(session, rnd.choice(queries),
+                              worklist_scope(rnd.choice(viewers)), utcnow())
+            dt = time.perf_counter() - t0
+        assert rows is not None
+        with lock:
+            samples.append(dt)
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, range(requests)))
+    return samples
+
+
+def bench_http(url: str, clients: int, requests: int) -> list[float]:
+    import socket
+
+    import httpx
+    import uvicorn
+
+    from hub import audit
+    from hub.api.main import create_app
+    from hub.config import Settings
+    from hub.services.users import create_user
+
+    with get_sessionmaker(url)() as s:
+        create_user(s, audit.SYSTEM, "bench", "bench-password", Role.RADIOLOGIST, "LEAD")
+        s.commit()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = Settings(database_url=url, api_port=port, secret_key="bench" * 8,
+                        data_dir=Path(tempfile.mkdtemp()))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="error"))
+    threading.Thread(target=server.run, daemon=True).start()
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            httpx.get(base + "/api/health", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    token = httpx.post(base + "/api/auth/token",
+                       data={"username": "bench", "password": "bench-password"}).json()
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    samples: list[float] = []
+    lock = threading.Lock()
+    params = [{}, {"status": "ready"}, {"kind": "ecg"}, {"priority": "stat"},
+              {"institution": "BR02"}]
+
+    def client(idx: int) -> None:
+        rnd = random.Random(idx)
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
+            for _ in range(requests // clients):
+                t0 = time.perf_counter()
+                r = c.get("/api/worklist", params=rnd.choice(params))
+                dt = time.perf_counter() - t0
+                r.raise_for_status()
+                with lock:
+                    samples.append(dt)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    print(f"  HTTP throughput: {len(samples) / elapsed:.0f} requests/s")
+    server.should_exit = True
+    return samples
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=100_000)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--skip-http", action="store_true")
+    args = ap.parse_args()
+    name = f"yigong_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    try:
+        upgrade(url)
+        t0 = time.perf_counter()
+        fill(url, args.items)
+        print(f"filled {args.items} items in {time.perf_counter() - t0:.1f} s")
+        print(f"worklist query, {args.clients} concurrent DB clients:")
+        print("  " + percentiles(bench_query(url, args.clients, args.requests)))
+        if not args.skip_http:
+            print(f"GET /api/worklist, {args.clients} concurrent HTTP clients (one uvicorn "
+                  "process):")
+            print("  " + percentiles(bench_http(url, args.clients, args.requests)))
+    finally:
+        from hub.db.session import get_engine
+
+        get_engine(url).dispose()
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
