@@ -1,7 +1,14 @@
-"""Audit trail: who read or changed what, appended in the caller's transaction and hash-chained.
+"""Audit trail: who read or changed what, written in the caller's transaction, then hash-chained.
 
-Each row's hash covers the previous row's hash and the row's own canonical content, so editing or
-deleting any row breaks every later link; :func:`verify_chain` finds the first broken one.
+Each sealed row's hash covers the previous sealed row's hash and the row's own canonical content,
+so editing or deleting any sealed row breaks every later link; :func:`verify_chain` finds it.
+
+Writing and chaining are separate steps. A writer only inserts its row, inside its own
+transaction, so many writers commit in parallel. :func:`seal` (a beat task every few seconds, and
+``yigong audit verify``) then chains committed rows in one serial pass. Chaining at write time
+would make every audited request wait for the previous one's durable commit (~100/s here).
+The price is a window of a few seconds in which a just-written row is not yet protected;
+``verify`` reports rows left unsealed for longer.
 """
 
 from __future__ import annotations
@@ -10,17 +17,17 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from hub.clock import as_utc, utcnow
 from hub.db.models import AuditEntry
 
 GENESIS = "0" * 64
-#: Advisory lock id for the audit chain (any constant unique within the database).
+#: Advisory lock id for the sealer on PostgreSQL (any constant unique within the database).
 AUDIT_LOCK_KEY = 0x59474F4E47
 
 
@@ -35,11 +42,11 @@ class Actor:
 SYSTEM = Actor("system", "system", "HUB")
 
 
-def _canonical(at: datetime, actor: tuple[str, str, str, str], action: str, target: str,
-               detail: dict[str, Any]) -> str:
+def _canonical(row: AuditEntry) -> str:
     return json.dumps(
-        {"at": as_utc(at).isoformat(timespec="microseconds"), "actor": list(actor),
-         "action": action, "target": target, "detail": detail},
+        {"id": row.id, "at": as_utc(row.at).isoformat(timespec="microseconds"),
+         "actor": [row.username, row.role, row.institution_code, row.client],
+         "action": row.action, "target": row.target, "detail": row.detail},
         sort_keys=True, ensure_ascii=False, separators=(",", ":"),
     )
 
@@ -48,61 +55,51 @@ def _digest(prev_hash: str, canonical: str) -> str:
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class _Pending:
-    at: datetime
-    actor: Actor
-    action: str
-    target: str
-    detail: dict[str, Any]
-
-
 def record(session: Session, actor: Actor, action: str, target: str,
            detail: dict[str, Any] | None = None) -> None:
-    """Append one audit row to the current transaction; it is written when the transaction
-    commits, and never without it (a rolled-back change leaves no audit row, and vice versa).
+    """Append one audit row to the current transaction: committed with it or not at all."""
+    session.add(AuditEntry(
+        at=utcnow(), username=actor.username, role=actor.role,
+        institution_code=actor.institution_code, client=actor.client, action=action,
+        target=target, detail=dict(detail or {}),
+    ))
+
+
+def seal(session: Session, batch: int = 5000) -> int:
+    """Chain committed, unsealed rows in id order; returns how many were sealed.
+
+    One sealer at a time: an advisory lock on PostgreSQL, BEGIN IMMEDIATE on SQLite.
     """
-    session.info.setdefault(_PENDING, []).append(
-        _Pending(utcnow(), actor, action, target, dict(detail or {})))
-
-
-_PENDING = "yigong_audit_pending"
-
-
-@event.listens_for(Session, "before_commit")
-def _write_pending(session: Session) -> None:
-    """Chain and insert the transaction's audit rows as late as possible before commit.
-
-    Writers must chain one after another, each reading the hash the previous one committed, so
-    the chain is serialised; doing it here keeps that serial section to an insert and a commit.
-    On PostgreSQL a transaction-scoped advisory lock orders writers (locking the last row would
-    not: a waiter would chain to the row it had locked, no longer the last). On SQLite every
-    transaction starts with BEGIN IMMEDIATE (hub.db.session), which orders them already.
-    """
-    pending: list[_Pending] = session.info.pop(_PENDING, [])
-    if not pending:
-        return
-    session.flush()
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
-    prev = session.execute(
-        select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
-    ).scalar() or GENESIS
-    for p in pending:
-        a = p.actor
-        digest = _digest(prev, _canonical(p.at, (a.username, a.role, a.institution_code,
-                                                 a.client), p.action, p.target, p.detail))
-        session.add(AuditEntry(at=p.at, username=a.username, role=a.role,
-                               institution_code=a.institution_code, client=a.client,
-                               action=p.action, target=p.target, detail=p.detail,
-                               prev_hash=prev, hash=digest))
-        prev = digest
+    last = session.execute(
+        select(AuditEntry.chain_seq, AuditEntry.hash)
+        .where(AuditEntry.chain_seq.is_not(None))
+        .order_by(AuditEntry.chain_seq.desc()).limit(1)
+    ).first()
+    seq, prev = (last[0], last[1]) if last else (0, GENESIS)
+    rows = session.scalars(
+        select(AuditEntry).where(AuditEntry.chain_seq.is_(None))
+        .order_by(AuditEntry.id).limit(batch)
+    ).all()
+    for row in rows:
+        seq += 1
+        row.chain_seq, row.prev_hash = seq, prev
+        row.hash = prev = _digest(prev, _canonical(row))
     session.flush()
+    return len(rows)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_pending(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+def seal_all(session_factory) -> int:  # noqa: ANN001
+    """Seal until nothing is left, one committed batch at a time."""
+    total = 0
+    while True:
+        with session_factory() as session:
+            n = seal(session)
+            session.commit()
+        total += n
+        if n == 0:
+            return total
 
 
 @dataclass(frozen=True)
@@ -111,23 +108,31 @@ class ChainProblem:
     reason: str
 
 
-def verify_chain(session: Session, batch: int = 5000) -> Iterator[ChainProblem]:
+def verify_chain(session: Session, batch: int = 5000,
+                 unsealed_grace: timedelta = timedelta(minutes=5)) -> Iterator[ChainProblem]:
     """Yield every row whose hash or link does not match; nothing means the chain is intact."""
-    prev = GENESIS
-    last_id = 0
+    prev, expected_seq, last_seq = GENESIS, 1, 0
     while True:
         rows = session.scalars(
-            select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
+            select(AuditEntry).where(AuditEntry.chain_seq > last_seq)
+            .order_by(AuditEntry.chain_seq).limit(batch)
         ).all()
         if not rows:
-            return
+            break
         for row in rows:
-            if row.prev_hash != prev:
+            if row.chain_seq != expected_seq or row.prev_hash != prev:
                 yield ChainProblem(row.id, "link to previous row broken (row deleted or reordered)")
-            key = (row.username, row.role, row.institution_code, row.client)
-            expected = _digest(row.prev_hash,
-                               _canonical(row.at, key, row.action, row.target, row.detail))
-            if expected != row.hash:
+            if _digest(row.prev_hash or "", _canonical(row)) != row.hash:
                 yield ChainProblem(row.id, "content does not match its hash (row edited)")
-            prev = row.hash
-            last_id = row.id
+            prev, last_seq = row.hash, row.chain_seq
+            expected_seq = row.chain_seq + 1
+    stale = session.scalars(
+        select(AuditEntry.id).where(AuditEntry.chain_seq.is_(None),
+                                    AuditEntry.at < utcnow() - unsealed_grace)
+    ).all()
+    for entry_id in stale:
+        yield ChainProblem(entry_id, "never sealed into the chain")
+
+
+def count_rows(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(AuditEntry)) or 0

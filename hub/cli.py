@@ -139,16 +139,17 @@ def institution_add(code: str, name: str,
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the audit trail's hash chain; exit 1 and list rows if anything was altered."""
-    from hub.audit import verify_chain
+    """Seal pending rows, then check the audit trail's hash chain; exit 1 if anything changed."""
+    from hub.audit import count_rows, seal_all, verify_chain
+    from hub.db.migrate import upgrade
+    from hub.db.session import get_sessionmaker
 
-    problems = []
-    with _session() as session:
-        from sqlalchemy import func, select
-
-        from hub.db.models import AuditEntry
-
-        count = session.scalar(select(func.count()).select_from(AuditEntry))
+    url = get_settings().effective_database_url
+    upgrade(url)
+    maker = get_sessionmaker(url)
+    seal_all(maker)
+    with maker() as session:
+        count = count_rows(session)
         problems = list(verify_chain(session))
     if problems:
         for p in problems:
@@ -162,6 +163,10 @@ def _register_parts() -> None:
     """Sub-commands of the parts (node, ECG, LIS) that are installed."""
     import importlib
 
+    from hub.cli_reports import ca_app, verify
+
+    app.add_typer(ca_app, name="ca")
+    app.command("verify")(verify)
     for module, name in (("dicom_node.cli", "node"), ("ecg_ingest.cli", "ecg"),
                          ("lis_bridge.cli", "lis")):
         try:
@@ -171,7 +176,8 @@ def _register_parts() -> None:
                 raise
             continue
         app.add_typer(mod.app, name=name)
-        if hasattr(mod, "send"):
+        if name == "node":
+            # `yigong send PATH…` is the technician's DICOM sender; ECGs use `yigong ecg send`.
             app.command("send", help=mod.send.__doc__)(mod.send)
 
 

@@ -42,8 +42,9 @@ class Settings(BaseSettings):
     lead_institution: str = Field("LEAD", description="Code of the lead hospital")
     claim_minutes: int = Field(30, description="A reader's claim expires after this")
     turnaround_minutes: dict[str, int] = Field(
-        default_factory=lambda: {"stat": 30, "urgent": 120, "routine": 1440},
-        description="Due time per priority",
+        default_factory=lambda: {"stat:ecg": 15, "stat:imaging": 30, "stat:lab": 30, "stat": 30,
+                                 "urgent": 120, "routine": 1440},
+        description='Minutes from receipt to final report, keyed "priority:kind" or "priority"',
     )
     specialty_by_modality: dict[str, str] = Field(
         default_factory=lambda: {
@@ -71,11 +72,6 @@ class Settings(BaseSettings):
     )
     report_public_url: str = Field(
         "http://127.0.0.1:8000", description="Base URL printed in the report QR code (/verify/…)"
-    )
-    report_turnaround_targets: dict[str, int] = Field(
-        default_factory=lambda: {"stat:ecg": 15, "stat:imaging": 30, "stat:lab": 30, "stat": 30,
-                                 "urgent": 120, "routine": 1440},
-        description='Minutes to final report, keyed "priority:kind" or "priority"',
     )
     report_critical_escalate_minutes: int = Field(
         10, description="Minutes without acknowledgement before a critical result escalates"

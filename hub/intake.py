@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from hub.clock import as_utc, utcnow
 from hub.db.models import Institution, WorklistItem
-from hub.domain.priority import PRIORITY_RANK, Priority, due_at, specialty_for
+from hub.domain.priority import PRIORITY_RANK, Priority, specialty_for
+from hub.domain.turnaround import due_time
 from hub.domain.worklist import ItemKind, ReadingState
 from hub.services.patients import PatientRef, resolve_patient
 
@@ -112,7 +113,7 @@ def enqueue(session: Session, new: NewItem, rules: IntakeRules) -> WorklistItem:
         instance_count=new.instance_count,
         orthanc_id=new.orthanc_id,
         received_at=received,
-        due_at=due_at(priority, received, rules.turnaround_minutes),
+        due_at=due_time(received, priority, kind, rules.turnaround_minutes),
         is_stable=new.ready,
         is_critical=new.is_critical,
         critical_reason=new.critical_reason,
@@ -156,7 +157,8 @@ def _update(item: WorklistItem, new: NewItem, rules: IntakeRules) -> None:
     wanted = Priority.STAT if new.is_critical else Priority(new.priority)
     if PRIORITY_RANK[wanted] < PRIORITY_RANK[Priority(item.priority)]:
         item.priority = wanted.value
-        item.due_at = due_at(wanted, as_utc(item.received_at), rules.turnaround_minutes)
+        item.due_at = due_time(as_utc(item.received_at), wanted, item.kind,
+                               rules.turnaround_minutes)
     if new.is_critical and not item.is_critical:
         item.is_critical = True
         item.critical_reason = new.critical_reason

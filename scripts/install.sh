@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 WITH_TEST=0
 [[ "${1:-}" == "--test" ]] && WITH_TEST=1
 
-SYSTEM_PACKAGES=(orthanc orthanc-dicomweb dcmtk redis-server python3-venv iproute2)
+SYSTEM_PACKAGES=(orthanc orthanc-dicomweb dcmtk redis-server python3-venv iproute2 fonts-wqy-microhei)
 [[ $WITH_TEST == 1 ]] && SYSTEM_PACKAGES+=(postgresql chromium)
 
 SUDO=""

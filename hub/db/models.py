@@ -178,7 +178,11 @@ class User(Base):
 
 
 class AuditEntry(Base):
-    """Append-only, hash-chained: hash = sha256(prev_hash + canonical row)."""
+    """Append-only, hash-chained: hash = sha256(prev_hash + canonical row).
+
+    Writers insert rows unsealed; the sealer gives each committed row its place in the chain
+    (``chain_seq``) and its hashes shortly after (hub.audit.seal).
+    """
 
     __tablename__ = "audit_log"
 
@@ -191,8 +195,9 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(200))
     client: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True, nullable=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ChangeCursor(Base):

@@ -34,7 +34,8 @@ def get_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, pool_size=10, max_overflow=60, pool_timeout=60,
+                         pool_pre_ping=True)
 
 
 @lru_cache(maxsize=8)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from datetime import datetime, timedelta
 
 from hub.domain.worklist import ItemKind
 
@@ -25,12 +24,8 @@ class Specialty(enum.StrEnum):
 PRIORITY_RANK: dict[Priority, int] = {Priority.STAT: 0, Priority.URGENT: 1, Priority.ROUTINE: 2}
 
 
-def due_at(priority: Priority, received_at: datetime, turnaround_minutes: Mapping[str, int]) -> datetime:
-    """Due time = received time + the turnaround target for the priority."""
-    return received_at + timedelta(minutes=turnaround_minutes[Priority(priority).value])
-
-
-def specialty_for(kind: ItemKind, modality: str | None, by_modality: Mapping[str, str]) -> Specialty:
+def specialty_for(kind: ItemKind, modality: str | None,
+                  by_modality: Mapping[str, str]) -> Specialty:
     """ECG → cardiology, lab → laboratory, imaging by modality table (default radiology)."""
     if kind == ItemKind.ECG:
         return Specialty.CARDIOLOGY

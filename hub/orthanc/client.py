@@ -85,6 +85,14 @@ class OrthancClient:
     def system(self) -> dict[str, Any]:
         return self.get_json("/system")
 
+    def ping(self, timeout: float = 2.0) -> dict[str, Any]:
+        """``/system`` once, without retries: for health checks that must answer fast."""
+        with self._mapped("GET /system"):
+            resp = requests.get(self.url + "/system", auth=self.session.auth, timeout=timeout)
+        if resp.status_code != 200:
+            raise OrthancUnavailable(f"GET /system: HTTP {resp.status_code}")
+        return resp.json()
+
     def changes(self, since: int, limit: int = 100) -> dict[str, Any]:
         return self.get_json("/changes", since=since, limit=limit)
 

@@ -31,7 +31,7 @@ from hub.db.lab_models import (
     LabRawMessage,
     LabResultSet,
 )
-from hub.db.models import Institution
+from hub.db.models import Institution, Patient, PatientIdentifier
 from hub.domain.errors import NotFound
 from hub.domain.lab_rules import (
     CriticalRange,
@@ -174,50 +174,109 @@ def record_message(
         inbound: the frame and what the edge parsed from it.
         rules: intake and critical-value rules.
         institutions: facility-code map.
-        known: results of :func:`find_recorded` for this batch (saves one query per message).
+        known: already-stored messages by key (from :func:`find_recorded`); None = look up.
         now: the time to stamp on rows (UTC).
 
     Returns:
         The ACK to send. A re-sent (sender, MSH-10) returns the stored ACK and writes nothing.
     """
-    key = inbound.key
-    if key is not None:
-        previous = (known or {}).get(key) if known is not None else None
-        if previous is None and known is None:
-            previous = find_recorded(session, [key]).get(key)
-        if previous is not None:
-            logger.info("MSH-10 %s from %s is a re-send: same ACK %s", key[1], key[0],
-                        previous.ack_code)
-            return previous
+    return record_batch(session, [inbound], rules, institutions, known=known, now=now)[0]
 
-    institution = institutions.resolve(session, inbound.facility_codes)
-    error = inbound.error
-    code = error.ack_code if error else "AA"
-    ack = inbound.make_ack(code, error)
-    row = LabRawMessage(
-        received_at=inbound.received_at,
-        peer=inbound.peer[:64],
-        sending_facility=key[0] if key else None,
-        sending_application=(inbound.sending_application or None),
-        control_id=key[1] if key else None,
-        message_type=inbound.message_type,
-        version=inbound.version,
-        charset=inbound.charset,
-        institution_code=institution,
-        raw=inbound.raw,
-        size=len(inbound.raw),
-        ack_code=code,
-        ack=ack,
-        error_location=error.location if error else None,
-        error_code=error.code if error else None,
-        error_text=error.text if error else None,
-    )
-    session.add(row)
-    session.flush()
-    item_ids: tuple[int, ...] = ()
-    if error is None and inbound.message is not None:
-        item_ids = _apply(session, inbound, inbound.message, row, institution, rules, now)
-    return Recorded(code, ack, row.id, item_ids=item_ids)
+
+def record_batch(
+    session: Session,
+    inbounds: list[Inbound],
+    rules: LabRules,
+    institutions: InstitutionMap,
+    *,
+    known: Mapping[tuple[str, str], Recorded] | None = None,
+    now: datetime,
+) -> list[Recorded]:
+    """Store several frames in the caller's transaction (group commit). Does not commit.
+
+    Statements are shared across the batch where the schema allows: one query for re-sends,
+    one INSERT for the raw messages, one query each for existing result sets and orders, one
+    INSERT each for new result sets and observations. :func:`hub.intake.enqueue` runs once per
+    result (it is the one door and owns its own statements). A frame whose (sender, MSH-10)
+    repeats an earlier one, stored or in this batch, gets that ACK and writes nothing.
+    """
+    seen: dict[tuple[str, str], Recorded] = dict(
+        known if known is not None
+        else find_recorded(session, [i.key for i in inbounds if i.key]))
+    out: list[Recorded | None] = [None] * len(inbounds)
+    staged: list[tuple[int, Inbound, LabRawMessage]] = []
+    in_batch: dict[tuple[str, str], int] = {}
+    for n, inbound in enumerate(inbounds):
+        key = inbound.key
+        if key is not None and key in seen:
+            logger.info("MSH-10 %s from %s is a re-send: same ACK %s", key[1], key[0],
+                        seen[key].ack_code)
+            out[n] = seen[key]
+            continue
+        if key is not None and key in in_batch:
+            continue  # resolved below, after the first copy is stored
+        if key is not None:
+            in_batch[key] = n
+        error = inbound.error
+        code = error.ack_code if error else "AA"
+        ack = inbound.make_ack(code, error)
+        row = LabRawMessage(
+            received_at=inbound.received_at,
+            peer=inbound.peer[:64],
+            sending_facility=key[0] if key else None,
+            sending_application=(inbound.sending_application or None),
+            control_id=key[1] if key else None,
+            message_type=inbound.message_type,
+            version=inbound.version,
+            charset=inbound.charset,
+            institution_code=institutions.resolve(session, inbound.facility_codes),
+            raw=inbound.raw,
+            size=len(inbound.raw),
+            ack_code=code,
+            ack=ack,
+            error_location=error.location if error else None,
+            error_code=error.code if error else None,
+            error_text=error.text if error else None,
+        )
+        session.add(row)
+        staged.append((n, inbound, row))
+    session.flush()  # one INSERT for the batch's raw messages
+
+    _preload_patients(session, [(row.institution_code or _raw_code(inbound) or "UNKNOWN",
+                                  inbound.message.patient.local_id)
+                                 for _n, inbound, row in staged
+                                 if inbound.message is not None and inbound.error is None
+                                 and inbound.message.patient.local_id])
+    planned: list[tuple[int, NewItem, str, LabRawMessage, list[_Prepared]]] = []
+    for n, inbound, row in staged:
+        msg = inbound.message
+        if inbound.error is None and msg is not None:
+            if msg.kind == "order":
+                for order in msg.orders:
+                    _upsert_order(session, inbound.sender or "", row.institution_code
+                                  or _raw_code(inbound), msg, order, row, now)
+            else:
+                planned += [(n, new, inbound.sender or "", row, prepared)
+                            for new, prepared in _plan_results(inbound, msg, row, rules)]
+    items: dict[int, list[int]] = {}
+    if planned:
+        worklist = _enqueue_all(session, [p[1] for p in planned], rules.intake)
+        results = [_PendingResult(item, sender, rs, findings, row)
+                   for (_n, _new, sender, row, prepared), item in zip(planned, worklist,
+                                                                      strict=True)
+                   for rs, findings in prepared]
+        for (n, *_rest), item in zip(planned, worklist, strict=True):
+            items.setdefault(n, []).append(item.id)
+        _store_result_sets(session, results, now)
+
+    for n, _inbound, row in staged:
+        out[n] = Recorded(row.ack_code, row.ack, row.id, item_ids=tuple(items.get(n, ())))
+    for n, inbound in enumerate(inbounds):
+        if out[n] is None:  # a second copy of a key first seen in this batch
+            first = out[in_batch[inbound.key]]  # type: ignore[index]
+            assert first is not None
+            out[n] = Recorded(first.ack_code, first.ack, first.raw_message_id, is_duplicate=True)
+    return [r for r in out if r is not None]
 
 
 def record_unkeyed(session: Session, inbound: Inbound, ack_code: str, ack: bytes,
@@ -257,23 +316,52 @@ def natural_key(sender: str, filler: str) -> str:
 
 
 
-def _apply(session: Session, inbound: Inbound, msg: LabMessage, raw: LabRawMessage,
-           institution: str | None, rules: LabRules, now: datetime) -> tuple[int, ...]:
-    sender = inbound.sender or ""
+def _preload_patients(session: Session, pairs: list[tuple[str, str | None]]) -> None:
+    """Load the batch's known patients in one query.
+
+    ``enqueue`` resolves each patient through the master patient index, which fetches the
+    patient by primary key; with the rows already in the session's identity map that fetch
+    costs no round trip.
+    """
+    wanted = list({(i, p) for i, p in pairs if p})
+    if wanted:
+        session.scalars(select(Patient).join(PatientIdentifier).where(
+            tuple_(PatientIdentifier.institution_code, PatientIdentifier.local_id).in_(wanted)
+        )).all()
+
+
+@dataclass
+class _PendingResult:
+    """A parsed result set waiting to be stored, with its worklist item and critical findings."""
+
+    item: Any
+    sender: str
+    parsed: ParsedResultSet
+    findings: list[tuple[Any, str | None]]
+    raw: LabRawMessage
+
+
+def _raw_code(inbound: Inbound) -> str | None:
     # Unknown facility: pass its own code (first HD component) on; enqueue flags it.
     codes = inbound.facility_codes
-    inst_code = institution or (codes[1][:32] if len(codes) > 1 else None)
-    if msg.kind == "order":
-        for order in msg.orders:
-            _upsert_order(session, sender, inst_code, msg, order, raw, now)
-        return ()
+    return codes[1][:32] if len(codes) > 1 else None
+
+
+_Prepared = tuple[Any, list[tuple[Any, str | None]]]  # (parsed result set, OBX findings)
+
+
+def _plan_results(inbound: Inbound, msg: LabMessage, raw: LabRawMessage,
+                  rules: LabRules) -> list[tuple[NewItem, list[_Prepared]]]:
+    """One worklist item per filler order number, with each result set's critical findings."""
+    sender = inbound.sender or ""
+    inst_code = raw.institution_code or _raw_code(inbound)
     by_filler: dict[str, list[ParsedResultSet]] = {}
     for rs in msg.result_sets:
         by_filler.setdefault(rs.filler_order_number, []).append(rs)
-    item_ids: list[int] = []
+    planned: list[tuple[NewItem, list[_Prepared]]] = []
     for filler, sets in by_filler.items():
         findings: list[str] = []
-        prepared: list[tuple[ParsedResultSet, list[tuple[Any, str | None]]]] = []
+        prepared: list[_Prepared] = []
         for rs in sets:
             obs_findings: list[tuple[Any, str | None]] = []
             for obs in rs.observations:
@@ -286,7 +374,7 @@ def _apply(session: Session, inbound: Inbound, msg: LabMessage, raw: LabRawMessa
         priority = min((rs.priority for rs in sets), key=lambda p: PRIORITY_RANK[Priority(p)])
         statuses = sorted({rs.result_status.value for rs in sets})
         flags = ["corrected result"] if ResultStatus.CORRECTED.value in statuses else []
-        item = enqueue(session, NewItem(
+        planned.append((NewItem(
             kind=ItemKind.LAB,
             natural_key=natural_key(sender, filler),
             institution_code=inst_code,
@@ -306,97 +394,126 @@ def _apply(session: Session, inbound: Inbound, msg: LabMessage, raw: LabRawMessa
                 "control_id": inbound.control_id,
             },
             received_at=inbound.received_at,
-        ), rules.intake)
-        item_ids.append(item.id)
-        for rs, obs_findings in prepared:
-            _upsert_result_set(session, sender, item, rs, obs_findings, raw, now)
-    return tuple(item_ids)
+        ), prepared))
+    return planned
 
 
-def _upsert_result_set(session: Session, sender: str, item: Any, rs: ParsedResultSet,
-                       obs_findings: list[tuple[Any, str | None]], raw: LabRawMessage,
-                       now: datetime) -> LabResultSet:
-    existing = session.scalar(
-        select(LabResultSet).where(
-            LabResultSet.sending_facility == sender,
-            LabResultSet.filler_order_number == rs.filler_order_number,
-            LabResultSet.service_code == rs.service_code,
-        )
-    )
-    is_critical = any(reason for _, reason in obs_findings)
-    if existing is None:
-        result_set = LabResultSet(
-            sending_facility=sender, institution_code=item.institution_code,
-            worklist_item_id=item.id, patient_id=item.patient_id,
-            patient_local_id=item.patient_local_id,
-            placer_order_number=rs.placer_order_number,
-            filler_order_number=rs.filler_order_number, service_code=rs.service_code,
-            service_name=rs.service_name, result_status=rs.result_status.value,
-            priority=rs.priority.value, specimen_barcode=rs.specimen_barcode or None,
-            observed_at=rs.observed_at, reported_at=rs.reported_at, is_critical=is_critical,
-            notes=list(rs.notes), raw_message_id=raw.id, created_at=now, updated_at=now,
-        )
-        session.add(result_set)
-        session.flush()
-        current: dict[tuple[str, str], LabObservation] = {}
-    else:
-        result_set = existing
-        result_set.result_status = rs.result_status.value
-        result_set.observed_at = rs.observed_at or result_set.observed_at
-        result_set.reported_at = rs.reported_at or result_set.reported_at
-        result_set.is_critical = result_set.is_critical or is_critical
-        result_set.notes = list(result_set.notes or []) + [
-            n for n in rs.notes if n not in (result_set.notes or [])]
-        result_set.raw_message_id = raw.id
-        result_set.updated_at = now
-        current = {(o.code, o.sub_id): o for o in session.scalars(
-            select(LabObservation).where(LabObservation.result_set_id == result_set.id))}
-    for obs, reason in obs_findings:
-        stored = current.get((obs.code, obs.sub_id))
-        if stored is None:
-            stored = LabObservation(
-                result_set_id=result_set.id, set_id=obs.set_id, value_type=obs.value_type,
-                code=obs.code, name=obs.name, coding_system=obs.coding_system,
-                sub_id=obs.sub_id, value=obs.value, numeric_value=obs.numeric_value,
-                comparator=obs.comparator, units=obs.units, reference_range=obs.reference_range,
-                abnormal_flags=list(obs.abnormal_flags), result_status=obs.result_status.value,
-                observed_at=obs.observed_at, is_critical=reason is not None, version=1,
-                raw_message_id=raw.id, updated_at=now,
-            )
-            session.add(stored)
-            current[(obs.code, obs.sub_id)] = stored
+def _enqueue_all(session: Session, news: list[NewItem], rules: IntakeRules) -> list[Any]:
+    """Put the batch's results on the worklist through the one door, in message order."""
+    return [enqueue(session, new, rules) for new in news]
+
+
+def _store_result_sets(session: Session, pending: list[_PendingResult], now: datetime) -> None:
+    """Insert or update the batch's result sets and observations with shared statements."""
+    keys = {(p.sender, p.parsed.filler_order_number, p.parsed.service_code) for p in pending}
+    existing: dict[tuple[str, str, str], LabResultSet] = {
+        (r.sending_facility, r.filler_order_number, r.service_code): r
+        for r in session.scalars(select(LabResultSet).where(tuple_(
+            LabResultSet.sending_facility, LabResultSet.filler_order_number,
+            LabResultSet.service_code).in_(list(keys))))
+    }
+    # Observations per result set, keyed by the result set object (new ones have no id yet).
+    obs_of: dict[int, dict[tuple[str, str], LabObservation]] = {}
+    if existing:
+        by_id = {r.id: r for r in existing.values()}
+        for o in session.scalars(select(LabObservation).where(
+                LabObservation.result_set_id.in_(list(by_id)))):
+            obs_of.setdefault(id(by_id[o.result_set_id]), {})[(o.code, o.sub_id)] = o
+    orders = _orders_for(session, pending)
+    alerts: list[tuple[Any, LabResultSet, LabObservation, str]] = []
+    for p in pending:
+        key = (p.sender, p.parsed.filler_order_number, p.parsed.service_code)
+        result_set = existing.get(key)
+        if result_set is None:
+            result_set = _new_result_set(p, now)
+            session.add(result_set)
+            existing[key] = result_set
+        else:
+            _update_result_set(result_set, p, now)
+        stored_obs = obs_of.setdefault(id(result_set), {})
+        for obs, reason in p.findings:
+            stored = stored_obs.get((obs.code, obs.sub_id))
+            if stored is None:
+                stored = _new_observation(result_set, obs, reason, p.raw, now)
+                session.add(stored)
+                stored_obs[(obs.code, obs.sub_id)] = stored
+            elif not _same_value(stored, obs):
+                _correct(session, stored, obs, reason, p.raw, now)
+            else:
+                continue
             if reason:
-                session.flush()
-                _raise_alert(session, item, result_set, stored, reason, now)
-            continue
-        if _same_value(stored, obs):
-            continue
-        # A correction (OBX-11 C) or a changed re-send: keep what was there, then replace it.
-        session.add(LabObservationHistory(
-            observation_id=stored.id, version=stored.version, value=stored.value,
-            numeric_value=stored.numeric_value, units=stored.units,
-            reference_range=stored.reference_range, abnormal_flags=list(stored.abnormal_flags),
-            result_status=stored.result_status, observed_at=stored.observed_at,
-            raw_message_id=stored.raw_message_id, replaced_at=now,
-            replaced_by_message_id=raw.id,
-        ))
-        stored.value, stored.numeric_value = obs.value, obs.numeric_value
-        stored.comparator, stored.units = obs.comparator, obs.units
-        stored.reference_range = obs.reference_range
-        stored.abnormal_flags = list(obs.abnormal_flags)
-        stored.result_status = obs.result_status.value
-        stored.observed_at = obs.observed_at or stored.observed_at
-        stored.value_type, stored.name = obs.value_type, obs.name or stored.name
-        stored.is_critical = reason is not None
-        stored.version += 1
-        stored.raw_message_id = raw.id
-        stored.updated_at = now
-        logger.info("observation %s corrected to version %s (result set %s)", stored.id,
-                    stored.version, result_set.id)
-        if reason:
+                alerts.append((p.item, result_set, stored, reason))
+        _match_order(orders, result_set, now)
+    if alerts:
+        session.flush()  # observation ids for the alerts
+        for item, result_set, stored, reason in alerts:
             _raise_alert(session, item, result_set, stored, reason, now)
-    _match_order(session, result_set, now)
-    return result_set
+
+
+def _new_result_set(p: _PendingResult, now: datetime) -> LabResultSet:
+    rs, item = p.parsed, p.item
+    return LabResultSet(
+        sending_facility=p.sender, institution_code=item.institution_code,
+        worklist_item_id=item.id, patient_id=item.patient_id,
+        patient_local_id=item.patient_local_id,
+        placer_order_number=rs.placer_order_number,
+        filler_order_number=rs.filler_order_number, service_code=rs.service_code,
+        service_name=rs.service_name, result_status=rs.result_status.value,
+        priority=rs.priority.value, specimen_barcode=rs.specimen_barcode or None,
+        observed_at=rs.observed_at, reported_at=rs.reported_at,
+        is_critical=any(reason for _, reason in p.findings),
+        notes=list(rs.notes), raw_message_id=p.raw.id, created_at=now, updated_at=now,
+    )
+
+
+def _update_result_set(result_set: LabResultSet, p: _PendingResult, now: datetime) -> None:
+    rs = p.parsed
+    result_set.result_status = rs.result_status.value
+    result_set.observed_at = rs.observed_at or result_set.observed_at
+    result_set.reported_at = rs.reported_at or result_set.reported_at
+    result_set.is_critical = result_set.is_critical or any(r for _, r in p.findings)
+    notes = list(result_set.notes or [])
+    result_set.notes = notes + [n for n in rs.notes if n not in notes]
+    result_set.raw_message_id = p.raw.id
+    result_set.updated_at = now
+
+
+def _new_observation(result_set: LabResultSet, obs: Any, reason: str | None,
+                     raw: LabRawMessage, now: datetime) -> LabObservation:
+    return LabObservation(
+        result_set=result_set, set_id=obs.set_id, value_type=obs.value_type,
+        code=obs.code, name=obs.name, coding_system=obs.coding_system,
+        sub_id=obs.sub_id, value=obs.value, numeric_value=obs.numeric_value,
+        comparator=obs.comparator, units=obs.units, reference_range=obs.reference_range,
+        abnormal_flags=list(obs.abnormal_flags), result_status=obs.result_status.value,
+        observed_at=obs.observed_at, is_critical=reason is not None, version=1,
+        raw_message_id=raw.id, updated_at=now,
+    )
+
+
+def _correct(session: Session, stored: LabObservation, obs: Any, reason: str | None,
+             raw: LabRawMessage, now: datetime) -> None:
+    """A correction (OBX-11 C) or a changed re-send: keep what was there, then replace it."""
+    session.add(LabObservationHistory(
+        observation=stored, version=stored.version, value=stored.value,
+        numeric_value=stored.numeric_value, units=stored.units,
+        reference_range=stored.reference_range, abnormal_flags=list(stored.abnormal_flags),
+        result_status=stored.result_status, observed_at=stored.observed_at,
+        raw_message_id=stored.raw_message_id, replaced_at=now,
+        replaced_by_message_id=raw.id,
+    ))
+    stored.value, stored.numeric_value = obs.value, obs.numeric_value
+    stored.comparator, stored.units = obs.comparator, obs.units
+    stored.reference_range = obs.reference_range
+    stored.abnormal_flags = list(obs.abnormal_flags)
+    stored.result_status = obs.result_status.value
+    stored.observed_at = obs.observed_at or stored.observed_at
+    stored.value_type, stored.name = obs.value_type, obs.name or stored.name
+    stored.is_critical = reason is not None
+    stored.version += 1
+    stored.raw_message_id = raw.id
+    stored.updated_at = now
+    logger.info("observation %s corrected to version %s", stored.id, stored.version)
 
 
 def _same_value(stored: LabObservation, obs: Any) -> bool:
@@ -425,15 +542,25 @@ def _raise_alert(session: Session, item: Any, result_set: LabResultSet, obs: Lab
                    obs.code)
 
 
-def _match_order(session: Session, result_set: LabResultSet, now: datetime) -> None:
+def _orders_for(session: Session, pending: list[_PendingResult]) -> list[LabOrder]:
+    """Orders any result of the batch may belong to (by placer or filler number)."""
+    fillers = {p.parsed.filler_order_number for p in pending}
+    placers = {p.parsed.placer_order_number for p in pending if p.parsed.placer_order_number}
+    conditions = [LabOrder.filler_order_number.in_(fillers)]
+    if placers:
+        conditions.append(LabOrder.placer_order_number.in_(placers))
+    return list(session.scalars(select(LabOrder).where(or_(*conditions))))
+
+
+def _match_order(orders: list[LabOrder], result_set: LabResultSet, now: datetime) -> None:
     """Link a result to its order by placer or filler number and move the order to resulted."""
-    conditions = [LabOrder.filler_order_number == result_set.filler_order_number]
-    if result_set.placer_order_number:
-        conditions.append(LabOrder.placer_order_number == result_set.placer_order_number)
-    orders = list(session.scalars(select(LabOrder).where(or_(*conditions))))
-    if not orders:
+    matches = [o for o in orders
+               if o.filler_order_number == result_set.filler_order_number
+               or (result_set.placer_order_number
+                   and o.placer_order_number == result_set.placer_order_number)]
+    if not matches:
         return
-    order = next((o for o in orders if o.service_code == result_set.service_code), orders[0])
+    order = next((o for o in matches if o.service_code == result_set.service_code), matches[0])
     result_set.order_id = order.id
     new_status = advance_order(OrderStatus(order.status), OrderStatus.RESULTED)
     if new_status != order.status:

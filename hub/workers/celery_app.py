@@ -11,7 +11,7 @@ from hub.config import get_settings
 
 settings = get_settings()
 
-celery_app = Celery("yigong", broker=settings.broker_url, include=["hub.workers.tasks"])
+celery_app = Celery("yigong", broker=settings.broker_url, include=["hub.workers.tasks", "lis_bridge.tasks", "hub.reports.tasks"])
 celery_app.conf.update(
     # Tasks are idempotent, so acknowledge only after they ran: a killed worker's task is redone.
     task_acks_late=True,
@@ -27,6 +27,26 @@ celery_app.conf.update(
             "task": "hub.workers.tasks.follow_orthanc_changes",
             "schedule": settings.changes_poll_seconds,
             "options": {"expires": max(settings.changes_poll_seconds * 5, 10)},
+        },
+        "seal-audit-trail": {
+            "task": "hub.workers.tasks.seal_audit_trail",
+            "schedule": 2.0,
+            "options": {"expires": 10},
+        },
+        "lis-outbound": {
+            "task": "lis_bridge.tasks.send_outbound",
+            "schedule": 10.0,
+            "options": {"expires": 30},
+        },
+        "deliver-reports": {
+            "task": "hub.reports.tasks.deliver_reports",
+            "schedule": 60.0,
+            "options": {"expires": 120},
+        },
+        "escalate-critical-results": {
+            "task": "hub.reports.tasks.escalate_critical",
+            "schedule": 60.0,
+            "options": {"expires": 120},
         },
         "release-expired-claims": {
             "task": "hub.workers.tasks.release_expired_claims",

@@ -102,3 +102,11 @@ def follow_orthanc_changes(self: Task) -> int:
 def release_expired_claims() -> int:
     with session_scope(get_settings().effective_database_url) as session:
         return worklist.release_expired_claims(session)
+
+
+@celery_app.task(base=DeadLetteringTask, name="hub.workers.tasks.seal_audit_trail")
+def seal_audit_trail() -> int:
+    from hub.audit import seal_all
+    from hub.db.session import get_sessionmaker
+
+    return seal_all(get_sessionmaker(get_settings().effective_database_url))

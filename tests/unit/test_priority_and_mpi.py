@@ -4,7 +4,8 @@ import pytest
 
 from hub.domain.access import Role, Viewer, can_see, worklist_scope
 from hub.domain.mpi import Demographics, MatchKind, match, national_id_is_valid
-from hub.domain.priority import Priority, Specialty, due_at, specialty_for
+from hub.domain.priority import Specialty, specialty_for
+from hub.domain.turnaround import due_time
 from hub.domain.worklist import ItemKind
 
 RULES = {"stat": 30, "urgent": 120, "routine": 1440}
@@ -14,7 +15,13 @@ T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 @pytest.mark.parametrize(("priority", "minutes"), [("stat", 30), ("urgent", 120),
                                                    ("routine", 1440)])
 def test_due_time_comes_from_turnaround_table(priority, minutes):
-    assert due_at(Priority(priority), T0, RULES) == T0 + timedelta(minutes=minutes)
+    assert due_time(T0, priority, "imaging", RULES) == T0 + timedelta(minutes=minutes)
+
+
+def test_stat_ecg_is_due_within_fifteen_minutes():
+    table = {**RULES, "stat:ecg": 15}
+    assert due_time(T0, "stat", "ecg", table) == T0 + timedelta(minutes=15)
+    assert due_time(T0, "stat", "imaging", table) == T0 + timedelta(minutes=30)
 
 
 @pytest.mark.parametrize(("kind", "modality", "expected"), [

@@ -17,7 +17,7 @@ def health(request: Request, session: SessionDep, settings: SettingsDep) -> Heal
     except Exception as exc:  # noqa: BLE001 - report, never fail the health route
         components["database"] = ComponentHealth(state="down", detail=str(exc)[:200])
     try:
-        version = request.app.state.orthanc.system().get("Version", "")
+        version = request.app.state.orthanc.ping().get("Version", "")
         components["orthanc"] = ComponentHealth(state="up", detail=f"Orthanc {version}")
     except OrthancError as exc:
         components["orthanc"] = ComponentHealth(state="down", detail=str(exc)[:200])

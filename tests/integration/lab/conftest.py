@@ -26,7 +26,7 @@ class RunningBridge:
 
 def start_bridge(url: str, **overrides: object) -> tuple[RunningBridge, callable]:
     """Run a LisBridge on its own event loop thread; returns it and a stop function."""
-    settings = LisSettings(port=0, commit_window_ms=1.0, **overrides)
+    settings = LisSettings(**{"port": 0, "commit_window_ms": 1.0, **overrides})
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     holder: dict[str, object] = {}

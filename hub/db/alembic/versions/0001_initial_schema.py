@@ -30,9 +30,11 @@ def upgrade() -> None:
     sa.Column('target', sa.String(length=200), nullable=False),
     sa.Column('client', sa.String(length=64), nullable=False),
     sa.Column('detail', sa.JSON(), nullable=False),
-    sa.Column('prev_hash', sa.String(length=64), nullable=False),
-    sa.Column('hash', sa.String(length=64), nullable=False),
-    sa.PrimaryKeyConstraint('id')
+    sa.Column('chain_seq', sa.BigInteger(), nullable=True),
+    sa.Column('prev_hash', sa.String(length=64), nullable=True),
+    sa.Column('hash', sa.String(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('chain_seq')
     )
     op.create_table('change_cursors',
     sa.Column('name', sa.String(length=64), nullable=False),
