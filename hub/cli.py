@@ -20,10 +20,12 @@ user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 inst_app = typer.Typer(help="Manage institutions.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+config_app = typer.Typer(help="Settings (YIGONG_* environment variables).", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(inst_app, name="institution")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
 console = Console()
 
 
@@ -83,6 +85,25 @@ def db_upgrade() -> None:
 
     upgrade(get_settings().effective_database_url)
     console.print("database is up to date")
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Effective settings of the hub, node and bridge in this environment (secrets masked)."""
+    from hub.settings_doc import effective
+
+    table = Table("variable", "value")
+    for env, value in effective():
+        table.add_row(env, value)
+    console.print(table)
+
+
+@config_app.command("doc")
+def config_doc() -> None:
+    """Every setting with its default, as the Markdown tables in the README."""
+    from hub.settings_doc import markdown
+
+    print(markdown())
 
 
 @user_app.command("add")

@@ -22,16 +22,20 @@ class Settings(BaseSettings):
     )
     token_minutes: int = Field(480, description="Bearer token lifetime (one shift)")
 
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
+    api_host: str = Field("127.0.0.1", description="Address the API listens on")
+    api_port: int = Field(8000, description="API port")
 
     orthanc_url: str = Field("http://127.0.0.1:8042", description="Orthanc REST base URL")
-    orthanc_user: str = "yigong"
-    orthanc_password: str = "yigong"
-    orthanc_dicom_port: int = 4242
-    orthanc_aet: str = "YIGONG"
-    orthanc_binary: str = "/usr/sbin/Orthanc"
-    orthanc_plugins_dir: str = "/usr/share/orthanc/plugins"
+    orthanc_user: str = Field("yigong", description="Orthanc REST user")
+    orthanc_password: str = Field(
+        "yigong", description="Orthanc REST password (loopback default; set it in production)"
+    )
+    orthanc_dicom_port: int = Field(4242, description="Orthanc DICOM port")
+    orthanc_aet: str = Field("YIGONG", description="Orthanc AE title")
+    orthanc_binary: str = Field("/usr/sbin/Orthanc", description="Orthanc binary `yigong up` runs")
+    orthanc_plugins_dir: str = Field(
+        "/usr/share/orthanc/plugins", description="Where the DICOMweb plugin is looked for"
+    )
     orthanc_stable_age: int = Field(10, description="Seconds before Orthanc calls a study stable")
     orthanc_timeout: float = Field(10.0, description="Seconds per Orthanc REST call")
     changes_poll_seconds: float = Field(2.0, description="How often beat follows /changes")
@@ -53,6 +57,7 @@ class Settings(BaseSettings):
             "RF": "radiology", "NM": "radiology", "PT": "radiology", "OT": "radiology",
             "SR": "radiology", "ECG": "cardiology", "HD": "cardiology",
         },
+        description="Which specialty reads each modality (JSON object)",
     )
     task_max_retries: int = Field(8, description="Celery retries before dead-lettering")
     ecg_urgency: dict[str, float | str] = Field(

@@ -62,6 +62,8 @@ class OrthancConfig:
             "DefaultEncoding": "Utf8",
             "HttpServerEnabled": True,
             "KeepAlive": True,
+            # Branch nodes forward with several associations each; Orthanc's default is 4.
+            "DicomThreadsCount": 8,
             "TcpNoDelay": True,
             "Plugins": plugins,
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True},

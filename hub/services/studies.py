@@ -180,7 +180,10 @@ def _settle(session: Session, item: WorklistItem, is_stable: bool, saw_new_insta
         missing = len(set(manifest.instance_uids) - held_uids)
         item.details = {**(item.details or {}), "manifest_missing": missing,
                         "manifest_count": manifest.instance_count}
-    complete = is_stable and missing == 0
+    # A study a node announced (origin) is complete only with its manifest: Orthanc's "stable"
+    # is a quiet-time guess, and the link to the branch may be down with images still queued.
+    announced = manifest is None and session.get(StudyOrigin, item.natural_key) is not None
+    complete = is_stable and missing == 0 and not announced
     item.is_stable = is_stable
     if state == ReadingState.RECEIVING and complete:
         apply_event(session, item, Event.COMPLETE, audit.SYSTEM,
