@@ -54,6 +54,8 @@ class Patient(Base):
     sex: Mapped[str | None] = mapped_column(String(1), nullable=True)
     national_id: Mapped[str | None] = mapped_column(String(32), unique=True, nullable=True)
     insurance_no: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    # Set when a person confirmed this record is the same patient as another.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)
     created_at: Mapped[datetime]
 
     identifiers: Mapped[list[PatientIdentifier]] = relationship(back_populates="patient")

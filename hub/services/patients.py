@@ -100,3 +100,51 @@ def _suggest_links(session: Session, patient: Patient, demo: Demographics) -> No
             session.add(PatientLinkSuggestion(patient_id=patient.id, candidate_id=cand.id,
                                               created_at=utcnow()))
             logger.info("suggested patient link %s ~ %s", patient.id, cand.id)
+
+
+def list_suggestions(session: Session) -> list[PatientLinkSuggestion]:
+    return list(session.scalars(
+        select(PatientLinkSuggestion).where(PatientLinkSuggestion.status == "open")
+        .order_by(PatientLinkSuggestion.id)))
+
+
+def decide_suggestion(session: Session, suggestion_id: int, accept: bool) -> Patient | None:
+    """Confirm (merge the newer patient into the older) or reject a suggested link.
+
+    Returns the surviving patient when accepted. Merging moves the branch identifiers and every
+    worklist item, so the history shows one person.
+    """
+    from hub.db.models import WorklistItem
+    from hub.domain.errors import Conflict, NotFound
+
+    sug = session.get(PatientLinkSuggestion, suggestion_id)
+    if sug is None:
+        raise NotFound(f"link suggestion {suggestion_id} not found")
+    if sug.status != "open":
+        raise Conflict(f"link suggestion {suggestion_id} was already {sug.status}")
+    sug.status = "accepted" if accept else "rejected"
+    if not accept:
+        return None
+    keep, gone = session.get(Patient, sug.candidate_id), session.get(Patient, sug.patient_id)
+    if keep.national_id and gone.national_id and keep.national_id != gone.national_id:
+        raise Conflict("the two patients have different national IDs")
+    for ident in session.scalars(select(PatientIdentifier).where(
+            PatientIdentifier.patient_id == gone.id)):
+        ident.patient_id = keep.id
+    for item in session.scalars(select(WorklistItem).where(WorklistItem.patient_id == gone.id)):
+        item.patient_id = keep.id
+    national_id, insurance_no = gone.national_id, gone.insurance_no
+    for other in session.scalars(select(PatientLinkSuggestion).where(
+            PatientLinkSuggestion.status == "open",
+            (PatientLinkSuggestion.patient_id == gone.id)
+            | (PatientLinkSuggestion.candidate_id == gone.id))):
+        other.status = "superseded"
+    # The merged record stays (suggestions and the audit trail point at it), emptied.
+    gone.national_id = gone.insurance_no = None
+    gone.merged_into_id = keep.id
+    session.flush()
+    keep.national_id = keep.national_id or national_id
+    keep.insurance_no = keep.insurance_no or insurance_no
+    session.flush()
+    logger.info("patient %s merged into %s", gone.id, keep.id)
+    return keep

@@ -11,10 +11,12 @@ bodies (QIDO results and metadata) are small; they are read whole so the absolut
 writes into them (``BulkDataURI``, ``RetrieveURL``) can be pointed at this proxy instead of at the
 archive, which the browser cannot reach.
 
-Auditing: searches and metadata are recorded on every request. Pixel requests (frames, instances,
-rendered, thumbnails) arrive by the hundred for one CT; the first one for a (user, study) pair is
-recorded, later ones within :data:`RETRIEVE_AUDIT_WINDOW_S` are covered by that row. This is the
-granularity of the IHE ATNA "DICOM Instances Accessed" event (one per study access, not per frame).
+Auditing: opening one CT makes hundreds of requests (series list, metadata, every frame). The
+first request of each kind — ``dicomweb.metadata`` (QIDO below a study, metadata) and
+``dicomweb.retrieve`` (pixel data) — for a (user, study) pair is recorded; later ones of that kind
+within :data:`AUDIT_WINDOW_S` are covered by that row. This is the granularity of the IHE ATNA
+"DICOM Instances Accessed" event (one per study access, not per frame). Study searches
+(``dicomweb.search``) are recorded every time.
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ router = APIRouter(prefix="/api/dicom-web", tags=["dicomweb"])
 
 #: Where Orthanc's DICOMweb plugin is mounted (``DicomWeb.Root`` in hub/orthanc/server.py).
 ORTHANC_DICOMWEB_ROOT = "/dicom-web"
-#: A later pixel request of the same study by the same user within this window is not re-audited.
-RETRIEVE_AUDIT_WINDOW_S = 300.0
+#: A later request of the same kind for the same study by the same user within this window is
+#: covered by the audit row of the first one.
+AUDIT_WINDOW_S = 300.0
 CHUNK_BYTES = 256 * 1024
 
 _UID = r"[0-9]+(?:\.[0-9]+)*"
@@ -71,32 +74,32 @@ _QUERY_PARAM = re.compile(r"^(?:[0-9A-Fa-f]{8}|[A-Za-z]+|includefield|limit|offs
                           r"|quality|viewport|window|annotation|charset|accept)$")
 
 
-class _RecentRetrievals:
-    """(user, study) pairs whose pixel access was audited recently, per API process."""
+class _RecentAccess:
+    """(user, study, action) triples audited recently, per API process."""
 
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
-        self._seen: dict[tuple[str, str], float] = {}
+        self._seen: dict[tuple[str, str, str], float] = {}
         self._lock = threading.Lock()
 
-    def is_fresh(self, username: str, study_uid: str) -> bool:
+    def is_fresh(self, key: tuple[str, str, str]) -> bool:
         with self._lock:
-            seen = self._seen.get((username, study_uid))
+            seen = self._seen.get(key)
             return seen is not None and time.monotonic() - seen < self.window_s
 
-    def mark(self, username: str, study_uid: str) -> None:
+    def mark(self, key: tuple[str, str, str]) -> None:
         now = time.monotonic()
         with self._lock:
             if len(self._seen) > 10_000:
                 self._seen = {k: v for k, v in self._seen.items() if now - v < self.window_s}
-            self._seen[(username, study_uid)] = now
+            self._seen[key] = now
 
     def clear(self) -> None:
         with self._lock:
             self._seen.clear()
 
 
-recent_retrievals = _RecentRetrievals(RETRIEVE_AUDIT_WINDOW_S)
+recent_access = _RecentAccess(AUDIT_WINDOW_S)
 
 
 def study_item(session: SessionDep, study_uid: str, scope: Scope) -> WorklistItem:
@@ -232,19 +235,18 @@ def _study_resource(request: Request, session: SessionDep, current: CurrentUser,
     if not re.fullmatch(_UID, study_uid) or not _STUDY_RESOURCE.match(resource):
         raise NotFound("no such DICOMweb resource")
     item = study_item(session, study_uid, current.scope)
-    user = current.actor.username
-    is_pixels = is_pixel_request(resource)
-    if not (is_pixels and recent_retrievals.is_fresh(user, study_uid)):
-        audit.record(session, current.actor,
-                     "dicomweb.retrieve" if is_pixels else "dicomweb.metadata",
-                     f"worklist_item:{item.id}",
+    action = "dicomweb.retrieve" if is_pixel_request(resource) else "dicomweb.metadata"
+    key = (current.actor.username, study_uid, action)
+    fresh = recent_access.is_fresh(key)
+    if not fresh:
+        audit.record(session, current.actor, action, f"worklist_item:{item.id}",
                      {"patient_id": item.patient_id, "study_instance_uid": study_uid,
                       "resource": _resource_kind(resource)})
     # Commit before proxying: the audit row is durable even if the transfer fails, and the
     # database (SQLite's write lock in particular) is not held while bytes flow.
     session.commit()
-    if is_pixels:
-        recent_retrievals.mark(user, study_uid)
+    if not fresh:
+        recent_access.mark(key)
     path = f"/studies/{study_uid}" + (f"/{resource}" if resource else "")
     return _proxy(_upstream(orthanc, path, _params(request), accept), orthanc, request)
 

@@ -3,11 +3,10 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import hub.db.report_models  # noqa: F401
-from hub.db import lab_models, models  # noqa: F401 - lab_models registers the lab tables
+from hub.db import registry
 
 config = context.config
-target_metadata = models.Base.metadata
+target_metadata = registry.metadata
 
 
 def run_migrations_online() -> None:

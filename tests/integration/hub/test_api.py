@@ -191,3 +191,33 @@ def test_reads_are_audited(api):
     with session_scope(api.db_url) as s:
         rows = s.scalars(select(AuditEntry).where(AuditEntry.action == "worklist.view")).all()
     assert [(r.username, r.target) for r in rows] == [("dr.li", f"worklist_item:{item}")]
+
+
+def test_suggested_link_is_confirmed_by_a_person_then_history_is_one(api):
+    from datetime import date
+
+    db = api.db_url
+    with session_scope(db) as s:
+        for inst, key, local in (("BR01", "1.9.1", "A9"), ("BR02", "1.9.2", "B9")):
+            enqueue(s, NewItem(kind=ItemKind.IMAGING, natural_key=key, institution_code=inst,
+                               patient=PatientRef(local, "赵六", birth_date=date(1970, 1, 2),
+                                                  sex="F"), ready=True, modality="CT"), RULES)
+    h = login(api, "admin")
+    suggestions = api.get("/api/patients/link-suggestions", headers=h).json()
+    assert len(suggestions) == 1 and suggestions[0]["status"] == "open"
+    sid, newer, older = (suggestions[0][k] for k in ("id", "patient_id", "candidate_id"))
+    # Not merged until a person says so.
+    assert len(api.get(f"/api/patients/{older}", headers=h).json()["history"]) == 1
+    r = api.post(f"/api/patients/link-suggestions/{sid}", headers=h, json={"accept": True})
+    assert r.status_code == 200 and r.json()["status"] == "accepted"
+    merged = api.get(f"/api/patients/{older}", headers=h).json()
+    assert {x["institution"]["code"] for x in merged["history"]} == {"BR01", "BR02"}
+    assert {i["institution"] for i in merged["identifiers"]} == {"BR01", "BR02"}
+    # The merged-away ID leads to the same person; deciding twice is a conflict.
+    assert api.get(f"/api/patients/{newer}", headers=h).json()["id"] == older
+    again = api.post(f"/api/patients/link-suggestions/{sid}", headers=h, json={"accept": False})
+    assert again.status_code == 409
+    assert api.post("/api/patients/link-suggestions/99999", headers=h,
+                    json={"accept": True}).status_code == 404
+    assert api.post(f"/api/patients/link-suggestions/{sid}", headers=h,
+                    json={"accept": "maybe"}).status_code == 422

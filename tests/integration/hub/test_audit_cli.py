@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from hub import audit
-from hub.db.session import get_engine, session_scope
+from hub.db.session import get_engine, get_sessionmaker, session_scope
 
 pytestmark = pytest.mark.integration
 
@@ -22,10 +22,12 @@ def run_verify(db_url, tmp_path):
 
 
 def write_rows(db_url, n=5):
+    """Write and seal ``n`` rows, as the API and the beat sealer would."""
     with session_scope(db_url) as s:
         for i in range(n):
             audit.record(s, audit.Actor("dr.li", "radiologist", "LEAD", "127.0.0.1"),
                          "worklist.view", f"worklist_item:{i}", {"note": "读片"})
+    assert audit.seal_all(get_sessionmaker(db_url)) == n
 
 
 def test_intact_chain_verifies(db_url, tmp_path):
@@ -75,6 +77,22 @@ def test_concurrent_writers_keep_one_unbroken_chain(db_url):
     for t in threads:
         t.join()
     assert errors == []
+    assert audit.seal_all(get_sessionmaker(db_url)) == 80
     with session_scope(db_url) as s:
         assert list(verify_chain(s)) == []
         assert s.scalar(text("SELECT count(*) FROM audit_log")) == 80
+
+
+def test_rows_written_after_sealing_are_sealed_next_pass(db_url, tmp_path):
+    write_rows(db_url, 3)
+    write_rows(db_url, 2)
+    out = run_verify(db_url, tmp_path)
+    assert out.returncode == 0 and "intact: 5 rows" in out.stdout
+
+
+def test_rolled_back_transaction_leaves_no_audit_row(db_url):
+    with pytest.raises(RuntimeError), session_scope(db_url) as s:
+        audit.record(s, audit.SYSTEM, "worklist.view", "worklist_item:1")
+        raise RuntimeError("the change failed")
+    with session_scope(db_url) as s:
+        assert audit.count_rows(s) == 0

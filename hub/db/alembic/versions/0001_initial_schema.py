@@ -69,7 +69,9 @@ def upgrade() -> None:
     sa.Column('sex', sa.String(length=1), nullable=True),
     sa.Column('national_id', sa.String(length=32), nullable=True),
     sa.Column('insurance_no', sa.String(length=64), nullable=True),
+    sa.Column('merged_into_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['merged_into_id'], ['patients.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('national_id')
     )
