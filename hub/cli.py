@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -175,7 +174,8 @@ def audit_verify() -> None:
     if problems:
         for p in problems:
             console.print(f"[red]audit row {p.entry_id}:[/] {p.reason}")
-        console.print(f"[red bold]audit trail BROKEN[/]: {len(problems)} problem(s) in {count} rows")
+        console.print(f"[red bold]audit trail BROKEN[/]: {len(problems)} problem(s) "
+                      f"in {count} rows")
         raise typer.Exit(1)
     console.print(f"audit trail intact: {count} rows verified")
 

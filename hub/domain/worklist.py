@@ -63,7 +63,7 @@ TRANSITIONS: dict[tuple[ReadingState, Event], ReadingState] = {
 
 
 def next_state(state: ReadingState, event: Event) -> ReadingState:
-    """Return the state after ``event``; raise :class:`InvalidTransition` if the table forbids it."""
+    """The state after ``event``; raises :class:`InvalidTransition` if the table forbids it."""
     try:
         return TRANSITIONS[(ReadingState(state), Event(event))]
     except KeyError:

@@ -102,9 +102,8 @@ class OrthancProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"Orthanc exited with {self.proc.returncode}; see {self.config.root}/orthanc.log"
-                )
+                raise RuntimeError(f"Orthanc exited with {self.proc.returncode}; "
+                                   f"see {self.config.root}/orthanc.log")
             try:
                 r = requests.get(self.config.url + "/system", timeout=1,
                                  auth=(self.config.user, self.config.password))

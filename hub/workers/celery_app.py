@@ -11,7 +11,8 @@ from hub.config import get_settings
 
 settings = get_settings()
 
-celery_app = Celery("yigong", broker=settings.broker_url, include=["hub.workers.tasks", "lis_bridge.tasks", "hub.reports.tasks"])
+celery_app = Celery("yigong", broker=settings.broker_url,
+                    include=["hub.workers.tasks", "lis_bridge.tasks", "hub.reports.tasks"])
 celery_app.conf.update(
     # Tasks are idempotent, so acknowledge only after they ran: a killed worker's task is redone.
     task_acks_late=True,

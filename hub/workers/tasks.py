@@ -12,7 +12,6 @@ import time
 import traceback
 
 import redis
-
 from celery import Task
 
 from hub.clock import utcnow
@@ -35,7 +34,11 @@ class DeadLetteringTask(Task):
     retry_backoff = True
     retry_backoff_max = 300
     retry_jitter = True
-    max_retries = 8
+    max_retries = get_settings().task_max_retries
+
+    def on_retry(self, exc, task_id, args, kwargs, einfo):  # noqa: ANN001
+        logger.warning("task %s[%s] will retry (%d so far): %s", self.name, task_id,
+                       self.request.retries, exc)
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):  # noqa: ANN001
         settings = get_settings()

@@ -7,8 +7,7 @@ from hub.api.deps import CurrentUser, CurrentUserInfo, SessionDep, require_roles
 from hub.api.schemas import PatientOut, WorklistItemOut
 from hub.clock import utcnow
 from hub.db.models import Institution, Patient, PatientIdentifier, PatientLinkSuggestion
-from hub.domain.access import Role
-from hub.domain.access import can_see
+from hub.domain.access import Role, can_see
 from hub.domain.errors import NotFound
 from hub.domain.priority import Specialty
 from hub.services.patients import decide_suggestion, list_suggestions
