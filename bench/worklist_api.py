@@ -102,7 +102,8 @@ def bench_query(url: str, clients: int, requests: int) -> list[float]:
     return samples
 
 
-def bench_http(url: str, clients: int, requests: int, workers: int) -> list[float]:
+def bench_http(url: str, clients: int, requests: int, workers: int,
+               interval: float = 0.0) -> list[float]:
     """Serve the API from uvicorn worker processes; drive it from asyncio clients here."""
     import asyncio
     import os
@@ -112,11 +113,15 @@ def bench_http(url: str, clients: int, requests: int, workers: int) -> list[floa
     import httpx
 
     from hub import audit
+    from hub.domain.errors import Conflict
     from hub.services.users import create_user
 
     with get_sessionmaker(url)() as s:
-        create_user(s, audit.SYSTEM, "bench", "bench-password", Role.RADIOLOGIST, "LEAD")
-        s.commit()
+        try:
+            create_user(s, audit.SYSTEM, "bench", "bench-password", Role.RADIOLOGIST, "LEAD")
+            s.commit()
+        except Conflict:
+            s.rollback()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -143,11 +148,17 @@ def bench_http(url: str, clients: int, requests: int, workers: int) -> list[floa
 
         async def client(idx: int, c: httpx.AsyncClient) -> None:
             rnd = random.Random(idx)
+            if interval:
+                await asyncio.sleep(rnd.uniform(0, interval))
             for _ in range(requests // clients):
-                t0 = time.perf_counter()
+                started = time.perf_counter()
+                t0 = started
                 r = await c.get("/api/worklist", params=rnd.choice(params))
                 samples.append(time.perf_counter() - t0)
                 r.raise_for_status()
+                if interval:
+                    # Open loop: a reader's screen refreshes on a timer, not on the last answer.
+                    await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
 
         async def run() -> float:
             limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -175,6 +186,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--skip-http", action="store_true")
     ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    ap.add_argument("--interval", type=float, default=2.0,
+                    help="seconds between one client's refreshes in the open-loop run")
     args = ap.parse_args()
     name = f"yigong_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
@@ -188,7 +201,12 @@ def main() -> None:
         print(f"worklist query, {args.clients} concurrent DB clients:")
         print("  " + percentiles(bench_query(url, args.clients, args.requests)))
         if not args.skip_http:
-            print(f"GET /api/worklist, {args.clients} concurrent HTTP clients:")
+            print(f"GET /api/worklist, {args.clients} HTTP clients each refreshing every "
+                  f"{args.interval:g} s (open loop):")
+            print("  " + percentiles(bench_http(url, args.clients, args.clients * 10,
+                                                args.workers, args.interval)))
+            print(f"GET /api/worklist, {args.clients} HTTP clients back to back (closed loop, "
+                  "saturation):")
             print("  " + percentiles(bench_http(url, args.clients, args.requests,
                                                 args.workers)))
     finally:

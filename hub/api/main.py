@@ -23,7 +23,7 @@ def _optional_routers() -> list:
     """Routers of parts that land separately; a part that is absent is simply not served."""
     found = []
     for module in ("hub.api.routes.ecg", "hub.api.routes.lab", "hub.api.routes.reports",
-                   "hub.api.routes.dicomweb", "viewer.routes"):
+                   "hub.api.routes.dicomweb", "hub.api.routes.orders", "viewer.routes"):
         try:
             mod = __import__(module, fromlist=["router"])
         except ModuleNotFoundError as exc:

@@ -12,12 +12,41 @@ Pure: stdlib only, time and candidates come in as arguments.
 from __future__ import annotations
 
 import enum
-import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
-from hub.domain.errors import Conflict, InvalidInput, InvalidTransition
+from hub.domain.errors import Conflict, InvalidInput, InvalidTransition, NotFound
+
+
+class OrderRefusal:
+    """Mixin: which part of the order a refusal is about, so each edge can name its field.
+
+    ``what`` is one of ``placer_order_number``, ``accession_number``, ``patient_identifier``,
+    ``order_control``, ``modality``.
+    """
+
+    what: str = ""
+
+    def __init__(self, message: str, what: str) -> None:
+        super().__init__(message)  # type: ignore[call-arg]
+        self.what = what
+
+
+class DuplicateOrder(OrderRefusal, Conflict):
+    """A placer order number or accession number already in use."""
+
+
+class UnknownOrder(OrderRefusal, NotFound):
+    """A change or cancel for an order we do not have."""
+
+
+class OrderLocked(OrderRefusal, InvalidTransition):
+    """A change the order's state forbids (e.g. cancelling an order already read)."""
+
+
+class BadOrder(OrderRefusal, InvalidInput):
+    """The order itself is unusable (no patient identifier, bad accession number)."""
 
 
 class OrderKind(enum.StrEnum):
@@ -69,7 +98,8 @@ class OrderControl(enum.StrEnum):
         try:
             return cls(c)
         except ValueError:
-            raise InvalidInput(f"order control {c!r} is not supported (NW, CA, XO, DC)") from None
+            raise BadOrder(f"order control {c!r} is not supported (NW, CA, XO, DC)",
+                           "order_control") from None
 
 
 _CONTROL_EVENT = {OrderControl.CANCEL: OrderEvent.CANCEL,
@@ -115,7 +145,7 @@ def next_order_state(state: OrderStatus, event: OrderEvent) -> OrderStatus:
     try:
         return ORDER_TRANSITIONS[(OrderStatus(state), OrderEvent(event))]
     except KeyError:
-        raise InvalidTransition(f"cannot {event} an order that is {state}") from None
+        raise OrderLocked(f"cannot {event} an order that is {state}", "order_control") from None
 
 
 def event_for_control(control: OrderControl) -> OrderEvent:
@@ -203,7 +233,8 @@ def check_accession(value: str) -> str:
     """
     v = value.strip()
     if len(v) > 16 or "\\" in v or any(ord(c) < 32 for c in v):
-        raise InvalidInput(f"accession number {value!r} is not a valid DICOM SH value")
+        raise BadOrder(f"accession number {value!r} is not a valid DICOM SH value",
+                       "accession_number")
     return v
 
 
@@ -294,24 +325,8 @@ def ensure_new_placer(existing: Sequence[str], placer: str) -> None:
     """Refuse a new order whose placer number the institution already used.
 
     Raises:
-        Conflict: duplicate placer order number.
+        DuplicateOrder: duplicate placer order number.
     """
     if placer in existing:
-        raise Conflict(f"placer order number {placer!r} already exists")
-
-
-def name_matches(pattern: str, value: str) -> bool:
-    """DICOM wildcard match (``*``, ``?``), case-insensitive (used for PN keys).
-
-    ``[`` has no special meaning in DICOM, so it is escaped before :mod:`fnmatch` sees it.
-    """
-    pat = pattern.replace("[", "[[]")
-    return fnmatch.fnmatchcase(value.casefold(), pat.casefold())
-
-
-def scheduled_in(value: datetime | None, start: date | None, end: date | None) -> bool:
-    """Whether a scheduled time falls in an inclusive date range (open ends allowed)."""
-    if value is None:
-        return start is None and end is None
-    d = value.date()
-    return (start is None or d >= start) and (end is None or d <= end)
+        raise DuplicateOrder(f"placer order number {placer!r} already exists",
+                             "placer_order_number")

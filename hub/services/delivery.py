@@ -75,6 +75,15 @@ def build_report_oru(session: Session, item: WorklistItem, report: Report,
            (patient.sex or "") if patient else ""]
     accession = _esc(item.accession_number or "")
     filler = f"R{report.id}"
+    # With an order (issue 8) the report quotes the placer order number in ORC-2/OBR-2 and the
+    # accession in OBR-18, as IHE SWF's RAD-28 expects, so the HIS files it against its order.
+    from hub.services.orders import order_for_item
+
+    order = order_for_item(session, item.id)
+    placer = accession
+    if order is not None:
+        placer = "^".join(_esc(p) for p in order.placer_order_number.split("^", 1))
+        filler = _esc(order.filler_order_number or order.accession_number)
     service = f"{_esc(tpl.code.upper())}^{_esc(item.description or tpl.name)}^L"
     interpreter = _esc(verifier.username if verifier else writer.username if writer else "")
     segs = [
@@ -83,10 +92,10 @@ def build_report_oru(session: Session, item: WorklistItem, report: Report,
                   "ORU^R01^ORU_R01", control_id, "P", "2.5.1", "", "", "", "", "", "",
                   "UNICODE UTF-8"]),
         "|".join(pid),
-        "|".join(["ORC", "RE", accession, filler]),
-        "|".join(["OBR", "1", accession, filler, service, "", "", _ts(report.exam_at), "", "",
-                  "", "", "", "", "", "", "", "", "", "", "", "", _ts(version.signed_at), "",
-                  item.modality or "", status, "", "", "", "", "", "", interpreter]),
+        "|".join(["ORC", "RE", placer, filler, "", "CM" if status != "P" else "IP"]),
+        "|".join(["OBR", "1", placer, filler, service, "", "", _ts(report.exam_at), "", "",
+                  "", "", "", "", "", "", "", "", accession, "", "", "", _ts(version.signed_at),
+                  "", item.modality or "", status, "", "", "", "", "", "", interpreter]),
         "|".join(["OBX", "1", "TX", f"FINDINGS^{_esc(tpl.findings_label)}^L", "",
                   _tx(version.findings), "", "", "", "", "", status]),
         "|".join(["OBX", "2", "TX", f"IMPRESSION^{_esc(tpl.impression_label)}^L", "",
@@ -121,7 +130,13 @@ def queue_delivery(session: Session, ctx: Any, item: WorklistItem, report: Repor
     out = []
     lis = ctx.lis
     if lis is not None and item.institution_code in (lis.his_endpoints or {}):
+        from hub.services.orders import flush_status_updates, order_for_item
         from lis_bridge.acks import new_control_id
+
+        order = order_for_item(session, item.id)
+        if order is not None:
+            # Status updates still owed go first: the HIS must not see "in reading" after final.
+            flush_status_updates(session, lis, now, order_id=order.id)
 
         control_id = new_control_id(now)
         message = build_report_oru(session, item, report, version,
@@ -298,8 +313,11 @@ def sync_acks(session: Session, actor: audit.Actor = audit.SYSTEM,
 def deliver_and_sync(database_url: str, lis: Any, now: datetime | None = None) -> int:
     """One delivery pass of the outbound queue, then :func:`sync_acks`; for beat and tests."""
     from hub.db.session import session_scope
+    from hub.services.orders import flush_status_updates
     from lis_bridge.outbound import deliver_due
 
+    with session_scope(database_url) as session:
+        flush_status_updates(session, lis, now or utcnow())
     deliver_due(database_url, lis, now=now)
     with session_scope(database_url) as session:
         return sync_acks(session, now=now)

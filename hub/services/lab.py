@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session
 
+from hub import audit
 from hub.db.lab_models import (
     LabCriticalAlert,
     LabObservation,
@@ -32,7 +33,7 @@ from hub.db.lab_models import (
     LabResultSet,
 )
 from hub.db.models import Institution, Patient, PatientIdentifier
-from hub.domain.errors import NotFound
+from hub.domain.errors import DomainError, NotFound
 from hub.domain.lab_rules import (
     CriticalRange,
     OrderStatus,
@@ -91,6 +92,9 @@ class Inbound:
     facility_codes: list[str] = field(default_factory=list)
     message: LabMessage | None = None  # set when the message is accepted
     error: ErrorInfo | None = None     # set when it is refused (AE/AR)
+    #: The edge's mapping of a domain refusal found while storing (e.g. a duplicate placer
+    #: number) to an ErrorInfo; None = AE 207 with the error's text.
+    refuse: Callable[[Exception], ErrorInfo] | None = None
 
     @property
     def key(self) -> tuple[str, str] | None:
@@ -252,9 +256,7 @@ def record_batch(
         msg = inbound.message
         if inbound.error is None and msg is not None:
             if msg.kind == "order":
-                for order in msg.orders:
-                    _upsert_order(session, inbound.sender or "", row.institution_code
-                                  or _raw_code(inbound), msg, order, row, now)
+                _record_orders(session, inbound, msg, row, now)
             else:
                 planned += [(n, new, inbound.sender or "", row, prepared)
                             for new, prepared in _plan_results(inbound, msg, row, rules)]
@@ -572,6 +574,37 @@ def _match_order(orders: list[LabOrder], result_set: LabResultSet, now: datetime
 
 
 # --------------------------------------------------------------------------- orders
+
+
+def _record_orders(session: Session, inbound: Inbound, msg: LabMessage, row: LabRawMessage,
+                   now: datetime) -> None:
+    """Lab, imaging and ECG orders of one message, all or nothing.
+
+    A refusal found only against the database (duplicate placer number, cancel of an order
+    already read, change of an unknown order) rolls the message's orders back and turns its
+    ACK into AE with ERR, so the HIS knows nothing was taken.
+    """
+    from hub.services.orders import record_hl7_orders
+
+    inst = row.institution_code or _raw_code(inbound) or "UNKNOWN"
+    try:
+        with session.begin_nested():
+            for order in msg.orders:
+                _upsert_order(session, inbound.sender or "", row.institution_code
+                              or _raw_code(inbound), msg, order, row, now)
+            if msg.imaging_orders:
+                actor = audit.Actor(f"hl7:{(inbound.sender or '')[:58]}", "system", inst[:32])
+                record_hl7_orders(session, actor, inst, inbound.sender or "", msg.patient,
+                                  msg.imaging_orders, now, row.id)
+    except DomainError as exc:
+        info = (inbound.refuse(exc) if inbound.refuse is not None
+                else ErrorInfo("AE", "", 207, str(exc)))
+        logger.warning("MSH-10 %s from %s refused AE: %s %s", inbound.control_id,
+                       inbound.sender, info.location, info.text)
+        row.ack_code, row.ack = info.ack_code, inbound.make_ack(info.ack_code, info)
+        row.error_location, row.error_code, row.error_text = info.location, info.code, \
+            info.text
+
 
 
 def _upsert_order(session: Session, sender: str, inst_code: str | None, msg: LabMessage,

@@ -28,9 +28,10 @@ from hub.db.order_models import (
     OrderStatusUpdate,
     StudyReconciliation,
 )
-from hub.domain.errors import Conflict, InvalidInput, NotFound
+from hub.domain.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from hub.domain.orders import (
-    HL7_STATUS,
+    BadOrder,
+    DuplicateOrder,
     Match,
     MatchKind,
     OrderControl,
@@ -39,6 +40,7 @@ from hub.domain.orders import (
     OrderKind,
     OrderStatus,
     StudyFacts,
+    UnknownOrder,
     accession_for,
     check_accession,
     event_for_control,
@@ -110,17 +112,19 @@ def place_order(session: Session, actor: audit.Actor, institution: str, sending_
             number is taken.
     """
     if not _has_identifier(patient):
-        raise InvalidInput("unknown patient without identifiers (PID-3)")
+        raise BadOrder("unknown patient without identifiers", "patient_identifier")
     if not new.placer_order_number:
-        raise InvalidInput("placer order number is required")
+        raise BadOrder("placer order number is required", "placer_order_number")
     if session.scalar(select(ImagingOrder.id).where(
             ImagingOrder.institution_code == institution,
             ImagingOrder.placer_order_number == new.placer_order_number)) is not None:
-        raise Conflict(f"placer order number {new.placer_order_number!r} already exists")
+        raise DuplicateOrder(f"placer order number {new.placer_order_number!r} already exists",
+                             "placer_order_number")
     accession = check_accession(new.accession_number) if new.accession_number else ""
     if accession and session.scalar(select(ImagingOrder.id).where(
             ImagingOrder.accession_number == accession)) is not None:
-        raise Conflict(f"accession number {accession!r} already exists")
+        raise DuplicateOrder(f"accession number {accession!r} already exists",
+                             "accession_number")
     resolved = resolve_patient(session, institution, patient)
     order = ImagingOrder(
         kind=new.kind.value, status=OrderStatus.SCHEDULED.value, institution_code=institution,
@@ -171,7 +175,8 @@ def find_order(session: Session, institution: str, placer: str) -> ImagingOrder:
         ImagingOrder.institution_code == institution,
         ImagingOrder.placer_order_number == placer))
     if order is None:
-        raise NotFound(f"no order with placer order number {placer!r}")
+        raise UnknownOrder(f"no order with placer order number {placer!r}",
+                           "placer_order_number")
     return order
 
 
@@ -295,8 +300,8 @@ def _facts(order: ImagingOrder) -> OrderFacts:
                       OrderStatus(order.status))
 
 
-def match_arriving_study(session: Session, item: WorklistItem, now: datetime
-                         ) -> ImagingOrder | None:
+def match_arriving_study(session: Session, item: WorklistItem, now: datetime,
+                         turnaround: Mapping[str, int]) -> ImagingOrder | None:
     """Match an imaging item to its order; unmatched items go on the reconciliation list.
 
     Called by :func:`hub.services.studies.refresh_study` after every refresh, so it must be
@@ -323,7 +328,7 @@ def match_arriving_study(session: Session, item: WorklistItem, now: datetime
     match: Match = match_study(study, [_facts(o) for o in candidates])
     if match.kind == MatchKind.ACCESSION:
         order = next(o for o in candidates if o.id == match.order_id)
-        link_item(session, order, item, audit.SYSTEM, now, how="accession")
+        link_item(session, order, item, audit.SYSTEM, now, "accession", turnaround)
         return order
     reason = ("no accession number" if not item.accession_number
               else f"accession {item.accession_number} matches no order")
@@ -340,7 +345,7 @@ def match_arriving_study(session: Session, item: WorklistItem, now: datetime
 
 
 def link_item(session: Session, order: ImagingOrder, item: WorklistItem, actor: audit.Actor,
-              now: datetime, how: str) -> None:
+              now: datetime, how: str, turnaround: Mapping[str, int]) -> None:
     """Tie a worklist item to its order: the item inherits priority, reason and orderer, the
     order becomes ``received`` and the placer is told.
 
@@ -357,7 +362,7 @@ def link_item(session: Session, order: ImagingOrder, item: WorklistItem, actor: 
     wanted = Priority(order.priority)
     if PRIORITY_RANK[wanted] < PRIORITY_RANK[Priority(item.priority)]:
         item.priority = wanted.value
-        item.due_at = _due(item, wanted)
+        item.due_at = _due(item, wanted, turnaround)
     item.accession_number = order.accession_number
     if order.body_part and not item.body_part:
         item.body_part = order.body_part
@@ -381,23 +386,10 @@ def link_item(session: Session, order: ImagingOrder, item: WorklistItem, actor: 
     logger.info("worklist item %s matched to order %s by %s", item.id, order.id, how)
 
 
-_TURNAROUND: dict[str, int] = {}
-
-
-def configure_turnaround(minutes: Mapping[str, int]) -> None:
-    """Turnaround targets for re-computing a due time when an order raises an item's priority.
-
-    Set once by each process entry point from Settings (the intake rules carry the same table).
-    """
-    _TURNAROUND.clear()
-    _TURNAROUND.update(minutes)
-
-
-def _due(item: WorklistItem, priority: Priority) -> datetime:
+def _due(item: WorklistItem, priority: Priority, turnaround: Mapping[str, int]) -> datetime:
     from hub.domain.turnaround import due_time
 
-    table = _TURNAROUND or {"stat": 30, "urgent": 120, "routine": 1440}
-    return due_time(as_utc(item.received_at), priority, item.kind, table)
+    return due_time(as_utc(item.received_at), priority, item.kind, turnaround)
 
 
 def on_item_transition(session: Session, item: WorklistItem, before: str, after: str,
@@ -415,7 +407,13 @@ def on_item_transition(session: Session, item: WorklistItem, before: str, after:
     if order is None or order.status in (OrderStatus.CANCELLED, OrderStatus.DISCONTINUED):
         return
     previous = order.status
-    order.status = next_order_state(OrderStatus(order.status), event).value
+    try:
+        order.status = next_order_state(OrderStatus(order.status), event).value
+    except InvalidTransition:
+        # The reading workflow is the authority; an order out of step must not block it.
+        logger.warning("order %s (%s) ignores item %s becoming %s", order.id, previous,
+                       item.id, after)
+        return
     if order.status == previous:
         return
     order.updated_at = now
@@ -562,7 +560,7 @@ class PatientTags:
 
 
 def reconcile(session: Session, orthanc: Any, actor: audit.Actor, item: WorklistItem,
-              now: datetime, *, order_id: int | None = None,
+              now: datetime, turnaround: Mapping[str, int], *, order_id: int | None = None,
               patient_id: int | None = None) -> WorklistItem:
     """Fix an unmatched study: link it to ``order_id`` (and its patient) or move it to
     ``patient_id``; the study is rewritten in Orthanc under that patient.
@@ -621,7 +619,7 @@ def reconcile(session: Session, orthanc: Any, actor: audit.Actor, item: Worklist
         item.orthanc_id = new_orthanc_id
     item.updated_at = now
     if order is not None:
-        link_item(session, order, item, actor, now, how="reconciled")
+        link_item(session, order, item, actor, now, "reconciled", turnaround)
     rec = session.get(StudyReconciliation, item.id)
     if rec is None:
         rec = StudyReconciliation(worklist_item_id=item.id, reason="corrected by a person",

@@ -167,6 +167,10 @@ def refresh_study(session: Session, client: OrthancClient, rules: IntakeRules,
     session.flush()
     _settle(session, item, bool(study.get("IsStable")), saw_new_instance,
             {i["MainDicomTags"].get("SOPInstanceUID") for i in instances})
+    # Scheduled workflow: the accession number ties the study to its order (issue 8).
+    from hub.services.orders import match_arriving_study
+
+    match_arriving_study(session, item, utcnow(), rules.turnaround_minutes)
     return item
 
 

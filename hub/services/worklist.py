@@ -27,6 +27,10 @@ def apply_event(session: Session, item: WorklistItem, event: Event, actor: audit
         item.claim_expires_at = None
     audit.record(session, actor, "worklist.transition", f"worklist_item:{item.id}",
                  {"event": event.value, "from": before, "to": item.status, **(detail or {})})
+    # The order behind the item follows it (reading started, final) and tells its placer.
+    from hub.services.orders import on_item_transition
+
+    on_item_transition(session, item, before, item.status, item.updated_at)
 
 
 def claim_item(session: Session, item: WorklistItem, user_id: int, actor: audit.Actor,
