@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from hub import audit
 from hub.config import Settings
 from hub.db.models import Institution, User
-from hub.db.session import get_sessionmaker
+from hub.db.session import session_scope
 from hub.domain.access import Role, Scope, Viewer, worklist_scope
 from hub.domain.errors import NotPermitted
 from hub.intake import IntakeRules
@@ -37,15 +37,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def get_session(settings: SettingsDep) -> Iterator[Session]:
-    session = get_sessionmaker(settings.effective_database_url)()
-    try:
+    with session_scope(settings.effective_database_url) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,21 +13,15 @@ from pynetdicom.presentation import build_context
 
 from dicom_node.config import NodeSettings
 from dicom_node.node import Node
+from tests.helpers import wait_for
 
 CT_HEADER = Path("dicom/single/CT_small.dcm")
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05,
                what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    """The shared poller with the node tests' shorter default interval."""
+    return wait_for(check, timeout=timeout, interval=interval, what=what)
 
 
 def orthanc_sop_uids(client) -> list[str]:
