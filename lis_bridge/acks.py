@@ -23,11 +23,15 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Message
 
 from lis_bridge.hl7_map import ERROR_TEXT, Header, Hl7Error
+
+if TYPE_CHECKING:
+    from hub.services.lab import ErrorInfo
 
 _FIELDS = ("APP", "FAC", "RAPP", "RFAC", "TS", "TRIG", "CID", "PID", "VER", "CS", "CODE", "REF",
            "TEXT", "SEG", "SEQ", "FLD", "ECODE", "ETEXT")
@@ -180,3 +184,33 @@ def parse_ack(text: str) -> ReceivedAck:
             msg = fields[3].strip() if len(fields) > 3 else ""
             return ReceivedAck(code, ref, msg)
     raise ValueError("ACK has no MSA segment")
+
+
+#: Domain refusals of orders (issue 8) -> (ERR location, table 0357 code). The domain names
+#: what was wrong (``OrderRefusal.what``); only this edge knows where HL7 carries it.
+_ORDER_FIELD = {"placer_order_number": "ORC^1^2", "accession_number": "OBR^1^18",
+                "patient_identifier": "PID^1^3", "order_control": "ORC^1^1",
+                "modality": "OBR^1^24"}
+
+
+def refusal_info(exc: Exception) -> ErrorInfo:
+    """The AE ErrorInfo for a domain refusal raised while storing a message.
+
+    Duplicate -> 205 (duplicate key), unknown order -> 204 (unknown key), a change the order's
+    state forbids -> 206 (application record locked), bad content -> 101/102.
+    """
+    from hub.domain.errors import Conflict, InvalidInput, InvalidTransition, NotFound
+    from hub.services.lab import ErrorInfo
+
+    location = _ORDER_FIELD.get(getattr(exc, "what", ""), "")
+    if isinstance(exc, Conflict):
+        code = 205
+    elif isinstance(exc, NotFound):
+        code = 204
+    elif isinstance(exc, InvalidTransition):
+        code = 206
+    elif isinstance(exc, InvalidInput):
+        code = 102 if getattr(exc, "what", "") == "accession_number" else 101
+    else:
+        code = 207
+    return ErrorInfo("AE", location, code, str(exc)[:200])

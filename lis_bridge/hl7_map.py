@@ -21,7 +21,9 @@ from zoneinfo import ZoneInfo
 import hl7
 
 from hub.domain.lab_rules import OrderStatus, ResultStatus, advance_order
+from hub.domain.names import display_name
 from hub.domain.priority import Priority, priority_from_hl7
+from hub.services.orders import OrderIn
 from hub.services.patients import PatientRef
 
 
@@ -38,6 +40,7 @@ class ErrorCode(enum.IntEnum):
     UNSUPPORTED_VERSION = 203
     UNKNOWN_KEY = 204
     DUPLICATE_KEY = 205
+    APPLICATION_RECORD_LOCKED = 206
     INTERNAL_ERROR = 207
 
 
@@ -52,6 +55,7 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.UNSUPPORTED_VERSION: "Unsupported version id",
     ErrorCode.UNKNOWN_KEY: "Unknown key identifier",
     ErrorCode.DUPLICATE_KEY: "Duplicate key identifier",
+    ErrorCode.APPLICATION_RECORD_LOCKED: "Application record locked",
     ErrorCode.INTERNAL_ERROR: "Application internal error",
 }
 
@@ -93,6 +97,9 @@ SUPPORTED: dict[tuple[str, str], MessageKind] = {
     ("OUL", "R22"): MessageKind.RESULT,
     ("OML", "O21"): MessageKind.ORDER,
     ("ORM", "O01"): MessageKind.ORDER,
+    # Imaging (OMI^O23) and general clinical orders such as ECG (OMG^O19), issue 8.
+    ("OMI", "O23"): MessageKind.ORDER,
+    ("OMG", "O19"): MessageKind.ORDER,
 }
 
 
@@ -193,6 +200,7 @@ class LabMessage:
     patient: PatientRef
     result_sets: list[LabResultSet] = field(default_factory=list)
     orders: list[LabOrder] = field(default_factory=list)
+    imaging_orders: list[OrderIn] = field(default_factory=list)  # imaging and ECG orders
     warnings: list[str] = field(default_factory=list)
 
 
@@ -393,7 +401,7 @@ def _patient(pid: _Seg) -> PatientRef:
     sex = pid.comp(8, 1).upper()[:1] or None
     return PatientRef(
         local_id=local_id[:64] or None,
-        name="^".join(name_parts)[:200],
+        name=display_name("^".join(name_parts))[:200],
         birth_date=parse_date(pid.comp(7, 1)),
         sex=sex if sex in ("M", "F", "O", "U", "A", "N") else None,
         national_id=national[:32] or None,
@@ -498,7 +506,8 @@ def parse_body(msg: hl7.Message, header: Header, kind: MessageKind, local: tzinf
         elif name == "TQ1" and tq1 is None:
             tq1 = seg
         elif name == "OBR":
-            current = {"obr": seg, "orc": orc, "tq1": tq1, "obx": [], "spm": None, "nte": []}
+            current = {"obr": seg, "orc": orc, "tq1": tq1, "obx": [], "spm": None, "nte": [],
+                       "ipc": None, "zds": None}
             groups.append(current)
         elif current is not None:
             if name == "OBX":
@@ -509,6 +518,10 @@ def parse_body(msg: hl7.Message, header: Header, kind: MessageKind, local: tzinf
                 current["nte"].append(seg.comp(3, 1))  # type: ignore[attr-defined]
             elif name == "TQ1" and current["tq1"] is None:
                 current["tq1"] = seg
+            elif name == "IPC" and current["ipc"] is None:
+                current["ipc"] = seg
+            elif name == "ZDS" and current["zds"] is None:
+                current["zds"] = seg
     if pid is None:
         raise Hl7ContentError(ErrorCode.SEGMENT_SEQUENCE, "PID", "PID segment is required")
     if not groups:
@@ -553,6 +566,13 @@ def parse_body(msg: hl7.Message, header: Header, kind: MessageKind, local: tzinf
             if not placer:
                 raise Hl7ContentError(ErrorCode.REQUIRED_FIELD_MISSING, obr.loc(2),
                                       "placer order number is required on an order")
+            from lis_bridge.order_map import imaging_order, is_imaging_group
+
+            if is_imaging_group(header, obr, g["ipc"]):  # type: ignore[arg-type]
+                out.imaging_orders.append(imaging_order(
+                    header, pid, obr, g_orc, g_tq1, g["ipc"], g["zds"], placer, filler,
+                    local))  # type: ignore[arg-type]
+                continue
             out.orders.append(LabOrder(
                 order_control=g_orc.comp(1, 1).upper() if g_orc else "NW",
                 placer_order_number=placer,

@@ -36,7 +36,7 @@ from hub.services.lab import (
     record_unkeyed,
 )
 from lis_bridge import charset
-from lis_bridge.acks import AckOutcome, build_ack
+from lis_bridge.acks import AckOutcome, build_ack, refusal_info
 from lis_bridge.config import LisSettings
 from lis_bridge.hl7_map import (
     ErrorCode,
@@ -132,6 +132,7 @@ class FramePreparer:
             version=header.version[:16] if header else None,
             charset=codec,
             facility_codes=header.facility_codes if header else [],
+            refuse=refusal_info,
             **kw,  # type: ignore[arg-type]
         )
 

@@ -13,6 +13,10 @@ import re
 from pydicom.charset import convert_encodings
 from pydicom.valuerep import PersonName
 
+from hub.domain.names import display_name
+
+__all__ = ["charsets_from_raw", "decode_person_name", "display_name"]
+
 logger = logging.getLogger(__name__)
 
 
@@ -41,14 +45,3 @@ def decode_person_name(raw: bytes | None, charset_raw: bytes | None) -> str:
     except Exception:  # noqa: BLE001 - never drop a study over a name; flag instead
         logger.warning("could not decode person name with %s", encodings)
         return raw.decode("utf-8", "replace")
-
-
-def display_name(dicom_name: str) -> str:
-    """The ideographic group when present (``王^小东`` → ``王小东``), else the alphabetic one."""
-    groups = dicom_name.split("=")
-    for group in (groups[1] if len(groups) > 1 else "", groups[0]):
-        if group.strip("^ "):
-            parts = [p for p in group.split("^") if p]
-            has_cjk = any(ord(ch) > 0x2E80 for ch in group)
-            return ("" if has_cjk else " ").join(parts)
-    return ""

@@ -79,6 +79,9 @@ class OrderIn:
     scheduled_station_aet: str = ""
     ordering_clinician: str = ""
     reason: str = ""
+    #: The patient's name in DICOM PN form (``family^given``, as PID-5 carries it): the
+    #: modality worklist hands it to the modality, which writes it into the images.
+    patient_name: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -142,7 +145,7 @@ def place_order(session: Session, actor: audit.Actor, institution: str, sending_
         priority=Priority(new.priority).value,
         ordering_clinician=new.ordering_clinician[:200], reason=new.reason,
         patient_id=resolved.id if resolved else None, patient_local_id=patient.local_id,
-        patient_name=patient.name[:200],
+        patient_name=(new.patient_name or patient.name)[:200],
         patient_birth_date=patient.birth_date.strftime("%Y%m%d") if patient.birth_date else "",
         patient_sex=(patient.sex or "")[:1], raw_message_id=raw_message_id,
         created_by=actor.username, created_at=now, updated_at=now, history=[],

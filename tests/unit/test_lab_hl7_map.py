@@ -46,7 +46,7 @@ def test_oru_maps_to_typed_objects():
     m = _parse(ORU)
     assert m.kind == MessageKind.RESULT
     assert m.patient.local_id == "L1" and m.patient.national_id == "110101199003074477"
-    assert m.patient.name == "WANG^XIAODONG" and m.patient.sex == "M"
+    assert m.patient.name == "WANG XIAODONG" and m.patient.sex == "M"
     (rs,) = m.result_sets
     assert (rs.placer_order_number, rs.filler_order_number) == ("PL1^HIS", "FL1^LIS")
     assert rs.result_status == "F" and rs.notes == ["hemolysed & repeated"]

@@ -21,6 +21,7 @@ within :data:`AUDIT_WINDOW_S` are covered by that row. This is the granularity o
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -32,7 +33,6 @@ import requests
 from fastapi import APIRouter, Header, Path, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
-from starlette.background import BackgroundTask
 
 from hub import audit
 from hub.api.deps import CurrentUser, OrthancDep, SessionDep
@@ -165,7 +165,10 @@ def _json_response(resp: requests.Response, orthanc: OrthancClient, request: Req
 
 def _stream(resp: requests.Response) -> Iterator[bytes]:
     # decode_content=False: the bytes (and any Content-Encoding) are exactly Orthanc's.
-    yield from resp.raw.stream(CHUNK_BYTES, decode_content=False)
+    try:
+        yield from resp.raw.stream(CHUNK_BYTES, decode_content=False)
+    finally:
+        resp.close()  # also when the browser goes away mid-transfer
 
 
 def _proxy(resp: requests.Response, orthanc: OrthancClient, request: Request) -> Response:
@@ -173,7 +176,7 @@ def _proxy(resp: requests.Response, orthanc: OrthancClient, request: Request) ->
     if resp.status_code >= 400 or ctype.startswith(_JSON_TYPES):
         return _json_response(resp, orthanc, request)
     return StreamingResponse(_stream(resp), status_code=resp.status_code,
-                             headers=_passed_headers(resp), background=BackgroundTask(resp.close))
+                             headers=_passed_headers(resp))
 
 
 def _params(request: Request) -> list[tuple[str, str]]:
@@ -182,11 +185,8 @@ def _params(request: Request) -> list[tuple[str, str]]:
 
 @router.get("/studies", summary="QIDO-RS study search, limited to the studies you may read")
 def search_studies(request: Request, session: SessionDep, current: CurrentUser,
-                   orthanc: OrthancDep,
-                   accept: Annotated[str | None, Header()] = None) -> Response:
+                   orthanc: OrthancDep) -> Response:
     """Orthanc's answer, with every study outside the user's scope removed."""
-    import json
-
     resp = _upstream(orthanc, "/studies", _params(request), "application/dicom+json")
     with resp:
         found = resp.json() if resp.status_code == 200 and resp.content else []

@@ -168,7 +168,7 @@ def create_order(body: OrderCreate, session: SessionDep,
         body_part=body.body_part or body_region(body.procedure_code, body.procedure_name),
         scheduled_at=body.scheduled_at, scheduled_station_aet=body.scheduled_station_aet,
         ordering_clinician=body.ordering_clinician or current.user.display_name,
-        reason=body.reason)
+        reason=body.reason, patient_name=body.patient.name)
     p = body.patient
     patient = PatientRef(p.local_id, p.name, p.birth_date, p.sex or None, p.national_id,
                          p.insurance_no)

@@ -48,14 +48,22 @@ def test_up_demo_serves_demo_worklist_and_stops_cleanly(tmp_path):
                               data={"username": "admin", "password": password}).json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
 
-        def demo_item():
+        def demo_items():
             rows = requests.get(base + "/api/worklist", headers=headers, timeout=5).json()
-            return rows if rows and rows[0]["status"] == "ready" else None
+            ct = [r for r in rows if r["kind"] == "imaging" and r["status"] == "ready"]
+            return rows if ct and {r["kind"] for r in rows} == {"imaging", "ecg", "lab"} else None
 
-        rows = wait_for(demo_item, timeout=90, what="demo study ready in the worklist")
-        assert rows[0]["patient"]["name"] == "王小东"
-        assert rows[0]["institution"]["code"] == "BR01"
-        assert rows[0]["instance_count"] == 20
+        rows = wait_for(demo_items, timeout=90, what="demo CT ready, demo ECG and lab listed")
+        by_kind = {r["kind"]: r for r in rows}
+        ct = by_kind["imaging"]
+        assert ct["patient"]["name"] == "王小东"
+        assert ct["institution"]["code"] == "BR01"
+        assert ct["instance_count"] == 20
+        # Critical ECG and critical potassium come first, as STAT.
+        assert {rows[0]["kind"], rows[1]["kind"]} == {"ecg", "lab"}
+        assert by_kind["ecg"]["priority"] == by_kind["lab"]["priority"] == "stat"
+        assert by_kind["ecg"]["is_critical"] and by_kind["lab"]["is_critical"]
+        assert by_kind["lab"]["patient"]["name"] == "张建国"
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -142,7 +142,7 @@ def test_every_sample_gets_the_right_ack_and_records(bridge: RunningBridge, test
         assert {i.specialty for i in items} == {"laboratory"}
         assert {i.status for i in items} == {"ready"}
         nist = next(i for i in items if i.natural_key.startswith("EHR Facility"))
-        assert nist.patient_name == "Johnson^Philip"
+        assert nist.patient_name == "Johnson Philip"
         assert "corrected result" in nist.flags
         # Unknown facilities still reach the worklist, flagged for a person.
         assert all(any("unknown institution" in f for f in i.flags) for i in items)
