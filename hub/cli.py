@@ -127,6 +127,24 @@ def user_add(name: str,
     console.print(f"user {name} ({role.value}, {inst}) created")
 
 
+@user_app.command("passwd")
+def user_passwd(name: str,
+                password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                                      confirmation_prompt=True)]) -> None:
+    """Set a user's password (e.g. a demo user whose printed password was lost)."""
+    from hub.domain.errors import DomainError
+    from hub.services.users import set_password
+
+    try:
+        with _session() as session:
+            set_password(session, audit.Actor("cli", "admin", get_settings().lead_institution),
+                         name, password)
+    except DomainError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"password of {name} changed")
+
+
 @user_app.command("list")
 def user_list() -> None:
     """List users."""

@@ -52,7 +52,8 @@ def seed_demo(settings: Settings, console: Console) -> tuple[str, str]:
             table.add_row(u.username, u.password, u.role, u.institution)
         console.print(table)
     else:
-        console.print("demo users already exist (their passwords were printed on first run)")
+        console.print("demo users already exist (their passwords were printed on first run; "
+                      "`yigong user passwd NAME` sets a new one)")
     return node_user, node_password
 
 

@@ -34,6 +34,16 @@ def create_user(session: Session, actor: audit.Actor, username: str, password: s
     return user
 
 
+def set_password(session: Session, actor: audit.Actor, username: str, password: str) -> None:
+    if len(password) < 8:
+        raise InvalidInput("password must have at least 8 characters")
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"user {username!r} does not exist")
+    user.password_hash = hash_password(password)
+    audit.record(session, actor, "user.password", f"user:{username}")
+
+
 def authenticate(session: Session, username: str, password: str) -> User | None:
     user = session.scalar(select(User).where(User.username == username))
     if user is None or not user.is_active or not verify_password(password, user.password_hash):
