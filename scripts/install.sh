@@ -10,6 +10,8 @@ WITH_TEST=0
 
 SYSTEM_PACKAGES=(orthanc orthanc-dicomweb dcmtk redis-server python3-venv iproute2 fonts-wqy-microhei)
 [[ $WITH_TEST == 1 ]] && SYSTEM_PACKAGES+=(postgresql chromium)
+# The viewer is built with npm; use the machine's Node.js when it has one.
+command -v npm >/dev/null || SYSTEM_PACKAGES+=(nodejs npm)
 
 SUDO=""
 [[ $(id -u) -ne 0 ]] && SUDO="sudo"
@@ -58,10 +60,16 @@ if [[ ! -f $stamp || "$(cat $stamp)" != "$want" ]]; then
   echo "$want" > $stamp
 fi
 
-if [[ -f viewer/package.json ]] && command -v npm >/dev/null; then
-  if [[ ! -d viewer/node_modules || viewer/package.json -nt viewer/node_modules ]]; then
+if [[ -f viewer/package.json ]]; then
+  if [[ ! -d viewer/node_modules || viewer/package-lock.json -nt viewer/node_modules ]]; then
+    echo "==> installing the viewer's npm packages"
+    (cd viewer && npm ci --no-audit --no-fund) && touch viewer/node_modules
+  fi
+  dist=viewer/static/dist/index.html
+  if [[ ! -f $dist || -n "$(find viewer/src viewer/index.html viewer/vite.config.ts \
+        viewer/package-lock.json -newer $dist -print -quit)" ]]; then
     echo "==> building the viewer"
-    (cd viewer && npm ci --no-audit --no-fund && npm run build)
+    (cd viewer && npm run build)
   fi
 fi
 echo "==> install done"
