@@ -9,29 +9,30 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hub.api import errors
-from hub.api.routes import admin, auth, health, patients, studies, worklist
+from hub.api.routes import (
+    admin,
+    auth,
+    dicomweb,
+    ecg,
+    events,
+    health,
+    lab,
+    orders,
+    patients,
+    reports,
+    studies,
+    worklist,
+)
 from hub.config import Settings, get_settings
 from hub.orthanc.client import OrthancClient
+from viewer import routes as viewer_routes
 
 logger = logging.getLogger(__name__)
 
+# The viewer's catch-all for its single-page app goes last, after every API route.
 ROUTERS = [health.router, auth.router, worklist.router, studies.router, patients.router,
-           admin.router]
-
-
-def _optional_routers() -> list:
-    """Routers of parts that land separately; a part that is absent is simply not served."""
-    found = []
-    for module in ("hub.api.routes.ecg", "hub.api.routes.lab", "hub.api.routes.reports",
-                   "hub.api.routes.dicomweb", "hub.api.routes.orders", "viewer.routes"):
-        try:
-            mod = __import__(module, fromlist=["router"])
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        found.append(mod.router)
-    return found
+           admin.router, ecg.router, lab.router, reports.router, orders.router, dicomweb.router,
+           events.router, viewer_routes.router]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -51,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _validation(_request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": jsonable_errors(exc)}, status_code=422)
 
-    for router in ROUTERS + _optional_routers():
+    for router in ROUTERS:
         app.include_router(router)
     return app
 

@@ -12,7 +12,7 @@ Pure: stdlib only, time and candidates come in as arguments.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -319,14 +319,3 @@ def match_study(study: StudyFacts, orders: Iterable[OrderFacts], *,
     if out:
         return Match(MatchKind.SUGGESTED, suggestions=tuple(out))
     return Match(MatchKind.NONE)
-
-
-def ensure_new_placer(existing: Sequence[str], placer: str) -> None:
-    """Refuse a new order whose placer number the institution already used.
-
-    Raises:
-        DuplicateOrder: duplicate placer order number.
-    """
-    if placer in existing:
-        raise DuplicateOrder(f"placer order number {placer!r} already exists",
-                             "placer_order_number")

@@ -76,6 +76,14 @@ class OrthancClient:
     def put_json(self, path: str, body: Any) -> None:
         self._request("PUT", path, json=body)
 
+    def modify_instance(self, orthanc_id: str, body: dict[str, Any]) -> bytes:
+        """``/instances/{id}/modify``: the modified DICOM file (Orthanc does not store it)."""
+        return self._request("POST", f"/instances/{orthanc_id}/modify", json=body).content
+
+    def delete(self, path: str) -> None:
+        """Delete a resource (``/studies/{id}``, ...)."""
+        self._request("DELETE", path)
+
     def upload(self, dicom: bytes) -> dict[str, Any]:
         """Store one DICOM file; re-sending a stored instance is harmless (same SOPInstanceUID)."""
         return self._request(

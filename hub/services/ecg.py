@@ -24,6 +24,7 @@ from ecg_ingest.measure import Measurements, measure, resample_record
 from ecg_ingest.readers import ParsedEcg, read_files
 from ecg_ingest.record import EcgRecord, PatientInfo, SourceFormat
 from ecg_ingest.render import PageInfo, render_png, render_svg
+from hub.clock import utcnow
 from hub.db.models import Institution, StudyOrigin, WorklistItem
 from hub.domain.ecg_urgency import EcgFindings, UrgencyDecision, UrgencyRules, assess
 from hub.domain.errors import InvalidInput
@@ -151,8 +152,17 @@ def ingest_from_orthanc_instance(session: Session, client: OrthancClient, rules:
             flags=inst_flags + [f"signal quality: unreadable ECG: {exc}"],
             details={"ecg": {"error": str(exc), "error_type": exc.__class__.__name__}},
         ), rules)
-    return _enqueue_ecg(session, rules, record, sop_uid, instance_orthanc_id, institution,
+    item = _enqueue_ecg(session, rules, record, sop_uid, instance_orthanc_id, institution,
                         inst_flags, urgency or UrgencyRules(), None)
+    accession = str(tags.get("AccessionNumber") or "").strip()
+    if accession:
+        # An ECG cart that took its patient from the worklist quotes the order (issue 8).
+        from hub.services.orders import match_arriving_study
+
+        item.accession_number = item.accession_number or accession[:64]
+        match_arriving_study(session, item, utcnow(), rules.turnaround_minutes,
+                             reconcile_unmatched=False)
+    return item
 
 
 def _institution_for_instance(session: Session, client: OrthancClient, instance_id: str,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -82,7 +82,6 @@ class OrderIn:
     #: The patient's name in DICOM PN form (``family^given``, as PID-5 carries it): the
     #: modality worklist hands it to the modality, which writes it into the images.
     patient_name: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _history(order: ImagingOrder, now: datetime, event: str, before: str | None, by: str,
@@ -304,11 +303,14 @@ def _facts(order: ImagingOrder) -> OrderFacts:
 
 
 def match_arriving_study(session: Session, item: WorklistItem, now: datetime,
-                         turnaround: Mapping[str, int]) -> ImagingOrder | None:
-    """Match an imaging item to its order; unmatched items go on the reconciliation list.
+                         turnaround: Mapping[str, int], *,
+                         reconcile_unmatched: bool = True) -> ImagingOrder | None:
+    """Match an item to its order; unmatched imaging items go on the reconciliation list.
 
-    Called by :func:`hub.services.studies.refresh_study` after every refresh, so it must be
-    cheap and idempotent: an item already linked is left alone.
+    Called by :func:`hub.services.studies.refresh_study` after every refresh (and for ECGs
+    that quote an accession number, with ``reconcile_unmatched=False``: carts without a
+    worklist send none), so it must be cheap and idempotent: an item already linked is left
+    alone.
     """
     linked = session.scalar(select(ImagingOrder).where(
         ImagingOrder.worklist_item_id == item.id))
@@ -333,6 +335,8 @@ def match_arriving_study(session: Session, item: WorklistItem, now: datetime,
         order = next(o for o in candidates if o.id == match.order_id)
         link_item(session, order, item, audit.SYSTEM, now, "accession", turnaround)
         return order
+    if not reconcile_unmatched:
+        return None
     reason = ("no accession number" if not item.accession_number
               else f"accession {item.accession_number} matches no order")
     row = session.get(StudyReconciliation, item.id)
@@ -642,23 +646,28 @@ def move_study_in_orthanc(orthanc: Any, study_id: str, tags: PatientTags,
                           accession: str | None) -> str:
     """Rewrite a study under another patient in Orthanc, keeping its UIDs; returns the new id.
 
-    Orthanc's ``/studies/{id}/modify`` writes modified copies; the original is deleted only
-    after the copy exists, so a failure half way leaves the study intact under the old patient.
-    UIDs are kept (``Keep`` + ``Force``) because the worklist item, the node's manifest and any
-    report already refer to them; the patient-level change alone moves the study.
+    Orthanc (1.10) refuses to change the PatientID of a whole study, so each instance is
+    modified on its own (``/instances/{id}/modify``, UIDs kept with ``Keep`` + ``Force``) and
+    stored again; only when every copy is stored is the original study deleted, so a failure
+    half way leaves it intact under the old patient. UIDs are kept because the worklist item,
+    the node's manifest and any report already refer to them.
+
+    Raises:
+        OrthancError: Orthanc refused or did not answer (nothing deleted then).
     """
     replace = {"PatientID": tags.patient_id, "PatientName": tags.patient_name,
                "PatientBirthDate": tags.birth_date, "PatientSex": tags.sex}
     if accession:
         replace["AccessionNumber"] = accession
-    answer = orthanc.post_json(f"/studies/{study_id}/modify", {
-        "Replace": replace,
-        "Keep": ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"],
-        "Force": True,
-        # The hub keeps UTF-8 names; Orthanc encodes them in the study's own charset.
-    })
-    new_id = str(answer["ID"])
+    body = {"Replace": replace, "Keep": ["StudyInstanceUID", "SeriesInstanceUID",
+                                         "SOPInstanceUID"], "Force": True}
+    new_id = None
+    for inst in orthanc.study_instances(study_id):
+        data = orthanc.modify_instance(inst["ID"], body)
+        new_id = str(orthanc.upload(data)["ParentStudy"])
+    if new_id is None:
+        return study_id
     if new_id != study_id:
-        orthanc._request("DELETE", f"/studies/{study_id}")
-    logger.info("study %s moved to patient (new Orthanc id %s)", study_id, new_id)
+        orthanc.delete(f"/studies/{study_id}")
+    logger.info("study %s moved to another patient (new Orthanc id %s)", study_id, new_id)
     return new_id

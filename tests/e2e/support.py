@@ -110,6 +110,8 @@ class Shots:
         self.prefix = re.sub(r"[^A-Za-z0-9_]+", "_", test_name)
         self.n = 0
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for old in SCREENSHOTS.glob(f"{self.prefix}__*.png"):  # an earlier run's steps
+            old.unlink()
 
     def __call__(self, step: str) -> Path:
         self.n += 1

@@ -104,7 +104,11 @@ def test_ecg_drawn_from_samples_and_caliper_measures(page, shots, e2e_hub):
     # Measurements are offered for confirmation.
     hr = page.get_by_test_id("measure-heart_rate_bpm").input_value()
     assert hr and abs(float(hr) - 75) < 5, hr
-    # One lead on its own, full length.
+    # One lead on its own, full length, then zoomed.
+    page.get_by_test_id("ecg-caliper-toggle").click()
+    page.mouse.click(box["x"] + 120 * scale, box["y"] + 192 * scale)  # lead II: 30 mm, 48 mm
+    page.locator('[data-testid="ecg"] canvas[data-lead="II"]').wait_for()
+    shots("ecg_single_lead")
     page.get_by_test_id("ecg-zoom-in").click()
     shots("ecg_zoomed")
     assert not page.yigong_errors, page.yigong_errors
@@ -164,6 +168,18 @@ def test_report_written_verified_signed_and_final(page, shots, e2e_hub):
     sigs = page.get_by_test_id("report-signatures").inner_text()
     assert "赵主任" in sigs and "李放射" in sigs, sigs
     shots("report_final_signed")
+    # A critical finding is called to the ordering clinician; its status shows in the editor.
+    page.locator("details.critical-call summary").click()
+    page.get_by_test_id("critical-finding").fill("右肺上叶占位，建议尽快进一步检查")
+    page.get_by_test_id("critical-notify").fill("城关镇卫生院 doc.br01")
+    page.get_by_test_id("critical-submit").click()
+    page.get_by_test_id("critical-status").first.wait_for()
+    shots("report_critical_called")
+    # Headless chromium shows no PDF plug-in: check the signed PDF the editor embedded.
+    pdf_url = e2e_hub.get(f"/api/worklist/{item['id']}/report", "dr.zhao").json()["pdf_url"]
+    pdf = e2e_hub.get(pdf_url, "dr.zhao")
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF") and b"/ByteRange" in pdf.content
     page.get_by_test_id("back").click()
     page.get_by_test_id("filter-status").select_option("final")
     row = page.locator(f'[data-testid="worklist-row"][data-item-id="{item["id"]}"]')

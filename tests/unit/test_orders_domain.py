@@ -22,7 +22,6 @@ from hub.domain.orders import (
     accession_for,
     body_region,
     check_accession,
-    ensure_new_placer,
     event_for_control,
     kind_for_modality,
     match_study,
@@ -97,12 +96,6 @@ def test_new_is_not_an_event():
 def test_refusals_keep_their_http_families():
     assert isinstance(DuplicateOrder("x", "placer_order_number"), Conflict)
     assert isinstance(UnknownOrder("x", "placer_order_number"), NotFound)
-
-
-def test_duplicate_placer_number():
-    ensure_new_placer(["P1"], "P2")
-    with pytest.raises(DuplicateOrder):
-        ensure_new_placer(["P1"], "P1")
 
 
 def test_hub_assigned_accession_fits_dicom_sh():

@@ -33,6 +33,7 @@ import requests
 from fastapi import APIRouter, Header, Path, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from hub import audit
 from hub.api.deps import CurrentUser, OrthancDep, SessionDep
@@ -102,7 +103,7 @@ class _RecentAccess:
 recent_access = _RecentAccess(AUDIT_WINDOW_S)
 
 
-def study_item(session: SessionDep, study_uid: str, scope: Scope) -> WorklistItem:
+def study_item(session: Session, study_uid: str, scope: Scope) -> WorklistItem:
     """The imaging worklist item of ``study_uid`` visible in ``scope``.
 
     Raises:
