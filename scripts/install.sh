@@ -66,7 +66,7 @@ if [[ -f viewer/package.json ]]; then
     (cd viewer && npm ci --no-audit --no-fund) && touch viewer/node_modules
   fi
   dist=viewer/static/dist/index.html
-  if [[ ! -f $dist || -n "$(find viewer/src viewer/index.html viewer/vite.config.ts \
+  if [[ ! -f $dist || -n "$(find viewer/src viewer/public viewer/index.html viewer/vite.config.ts \
         viewer/package-lock.json -newer $dist -print -quit)" ]]; then
     echo "==> building the viewer"
     (cd viewer && npm run build)
