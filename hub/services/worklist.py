@@ -90,15 +90,10 @@ def _scoped(stmt: Select, scope: Scope) -> Select:
 LIST_COLUMNS = [c for c in WorklistItem.__table__.c if c.key not in ("details",)]
 
 
-def list_items(session: Session, q: WorklistQuery, scope: Scope,
-               now: datetime) -> list[tuple[Row, str | None]]:
-    """Items visible in ``scope`` matching ``q``: overdue first, then priority, then due time.
-
-    Run as two index-ordered queries, overdue and the rest, each walking (priority_rank,
-    due_at, id) and stopping at the page; one sort over computed keys would read every row.
-    Rows are plain column tuples (attribute access as on the model), not ORM objects: the list
-    is the hub's hottest read.
-    """
+def worklist_statements(q: WorklistQuery, scope: Scope, now: datetime
+                        ) -> tuple[Select | None, Select]:
+    """The two index-ordered queries behind :func:`list_items`: overdue items (None when the
+    status filter rules them out) and the rest, each limited to the page."""
     open_states = [s.value for s in OPEN_STATES]
     overdue = and_(WorklistItem.status.in_(open_states), WorklistItem.due_at < now)
     stmt = select(*LIST_COLUMNS, Institution.name.label("institution_name")).outerjoin(
@@ -121,12 +116,26 @@ def list_items(session: Session, q: WorklistQuery, scope: Scope,
             q.date_to + timedelta(days=1), datetime.min.time(), tzinfo=UTC))
     order = (WorklistItem.priority_rank, WorklistItem.due_at, WorklistItem.id)
     wanted = q.offset + q.limit
-    rows: list = []
+    first = None
     if q.status is None or q.status in open_states:
-        rows = list(session.execute(stmt.where(overdue).order_by(*order).limit(wanted)))
+        first = stmt.where(overdue).order_by(*order).limit(wanted)
+    return first, stmt.where(not_(overdue)).order_by(*order).limit(wanted)
+
+
+def list_items(session: Session, q: WorklistQuery, scope: Scope,
+               now: datetime) -> list[tuple[Row, str | None]]:
+    """Items visible in ``scope`` matching ``q``: overdue first, then priority, then due time.
+
+    Run as two index-ordered queries, overdue and the rest, each walking (priority_rank,
+    due_at, id) and stopping at the page; one sort over computed keys would read every row.
+    Rows are plain column tuples (attribute access as on the model), not ORM objects: the list
+    is the hub's hottest read.
+    """
+    overdue, rest = worklist_statements(q, scope, now)
+    wanted = q.offset + q.limit
+    rows: list = list(session.execute(overdue)) if overdue is not None else []
     if len(rows) < wanted:
-        rest = stmt.where(not_(overdue)).order_by(*order).limit(wanted - len(rows))
-        rows += list(session.execute(rest))
+        rows += list(session.execute(rest.limit(wanted - len(rows))))
     return [(row, row.institution_name) for row in rows[q.offset:wanted]]
 
 
