@@ -95,6 +95,17 @@ class NodeSettings(BaseSettings):
         30.0, description="Forget fully forwarded, manifested studies after this many days"
     )
 
+    # --- modality worklist (issue 8) ---
+    mwl_sync_seconds: float = Field(
+        30.0, description="How often the branch's scheduled procedures are fetched from the hub"
+    )
+    mwl_charset: str = Field(
+        "ISO_IR 192",
+        description="Specific Character Set of MWL answers when the query asks for none we "
+        "can use (ISO_IR 192 = UTF-8, or GB18030)",
+    )
+    timezone: str = Field("Asia/Shanghai", description="Time zone of the modalities' schedule")
+
     # --- TLS ---
     tls_cert: Path | None = Field(None, description="PEM certificate of our SCP (enables TLS)")
     tls_key: Path | None = Field(None, description="PEM private key of our SCP")

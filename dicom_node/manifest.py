@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -56,7 +57,8 @@ class HubClient:
             raise HubApiError(f"token: HTTP {resp.status_code}")
         return str(resp.json()["access_token"])
 
-    def _request(self, method: str, path: str, body: dict[str, Any]) -> requests.Response:
+    def _request(self, method: str, path: str,
+                 body: dict[str, Any] | None) -> requests.Response:
         for attempt in (1, 2):
             with self._lock:
                 if self._token is None:
@@ -100,6 +102,22 @@ class HubClient:
             return dict(resp.json())
         except ValueError:
             return {}
+
+    def get_worklist(self, institution_code: str) -> list[dict[str, Any]]:
+        """The branch's scheduled procedures (``GET /api/orders/worklist``).
+
+        Raises:
+            HubApiError: the hub did not answer 200 with a list of entries.
+        """
+        path = f"/api/orders/worklist?institution={quote(institution_code)}"
+        resp = self._request("GET", path, None)
+        if resp.status_code != 200:
+            raise HubApiError(f"GET worklist: HTTP {resp.status_code} {resp.text[:200]}")
+        try:
+            entries = resp.json()["entries"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise HubApiError(f"GET worklist: unreadable answer ({exc})") from exc
+        return [dict(e) for e in entries]
 
     def close(self) -> None:
         """Close pooled connections."""

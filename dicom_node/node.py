@@ -17,6 +17,7 @@ from dicom_node.manifest import HubClient, ManifestPublisher
 from dicom_node.metrics import METRICS
 from dicom_node.scp import start_scp
 from dicom_node.spool import Spool
+from dicom_node.worklist import WorklistStore, WorklistSync
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,14 @@ class Node:
         self.spool = Spool(settings.spool_dir, settings.min_free_bytes)
         self.ledger = Ledger(settings.spool_dir / "ledger.sqlite3")
         self.publisher: ManifestPublisher | None = None
+        self.worklist = WorklistStore(settings.spool_dir / "worklist.sqlite3")
+        self.worklist_sync: WorklistSync | None = None
         if settings.hub_url:
             client = HubClient(settings.hub_url, settings.hub_user, settings.hub_password)
+            if settings.institution_code:
+                self.worklist_sync = WorklistSync(client, self.worklist,
+                                                  settings.institution_code,
+                                                  settings.mwl_sync_seconds)
             self.publisher = ManifestPublisher(
                 self.ledger, client, settings.institution_code,
                 settings.study_quiet_seconds, settings.manifest_poll_seconds,
@@ -65,10 +72,12 @@ class Node:
         self.forwarder.start()
         if self.publisher is not None:
             self.publisher.start()
+        if self.worklist_sync is not None:
+            self.worklist_sync.start()
         if self.settings.metrics_port:
             METRICS.serve(self.settings.metrics_port)
         self.ae, self.server = start_scp(
-            self.settings, self.spool, self.ledger, self.forwarder.submit
+            self.settings, self.spool, self.ledger, self.forwarder.submit, self.worklist
         )
 
     def stop(self) -> None:
@@ -81,6 +90,8 @@ class Node:
         self.forwarder.stop()
         if self.publisher is not None:
             self.publisher.stop()
+        if self.worklist_sync is not None:
+            self.worklist_sync.stop()
         self.spool.close()
         logger.info("node stopped")
 

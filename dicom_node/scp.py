@@ -14,15 +14,17 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 from pynetdicom import AE, _config, evt
 from pynetdicom.dsutils import encode_file_meta
-from pynetdicom.sop_class import Verification
+from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dicom_node.config import NodeSettings
 from dicom_node.ledger import Ledger
 from dicom_node.metrics import METRICS
+from dicom_node.mwl import make_find_handler
 from dicom_node.spool import InstanceInfo, Spool, parse_instance
 from dicom_node.statuses import StoreStatus, store_guard
 from dicom_node.transports import set_nodelay
+from dicom_node.worklist import WorklistStore
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +114,8 @@ def build_ae(settings: NodeSettings) -> AE:
     """The node's application entity, configured from ``settings``."""
     ae = AE(ae_title=settings.aet)
     ae.add_supported_context(Verification)
+    # Modality worklist (issue 8): the modality picks its patient from the branch's orders.
+    ae.add_supported_context(ModalityWorklistInformationFind)
     ae.maximum_pdu_size = settings.max_pdu
     ae.network_timeout = settings.network_timeout
     ae.acse_timeout = 30
@@ -124,9 +128,12 @@ def build_ae(settings: NodeSettings) -> AE:
 
 
 def start_scp(
-    settings: NodeSettings, spool: Spool, ledger: Ledger, submit: Submit | None = None
+    settings: NodeSettings, spool: Spool, ledger: Ledger, submit: Submit | None = None,
+    worklist: WorklistStore | None = None,
 ) -> tuple[AE, ThreadedAssociationServer]:
     """Start the SCP in background threads; returns the AE and its server.
+
+    With ``worklist`` the AE also answers Modality Worklist C-FIND from that local copy.
 
     Raises:
         OSError: the port is taken.
@@ -139,6 +146,9 @@ def start_scp(
         (evt.EVT_ACCEPTED, _log_assoc),
         (evt.EVT_REJECTED, _log_assoc),
     ]
+    if worklist is not None:
+        handlers.append((evt.EVT_C_FIND, make_find_handler(
+            worklist.entries, settings.mwl_charset, settings.timezone)))
     server = ae.start_server(
         (settings.host, settings.port),
         block=False,
