@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -46,41 +44,6 @@ def order_bridge(db_url: str) -> Iterator[RunningBridge]:
     stop()
 
 
-class HisListener:
-    """A branch HIS on a real TCP socket: stores every MLLP frame, answers AA with its MSH-10."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.messages: list[str] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                buf = b""
-                while b"\x1c\r" not in buf:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    buf += chunk
-                if b"\x1c\r" not in buf:
-                    continue
-                message = buf[buf.index(b"\x0b") + 1:buf.index(b"\x1c\r")].decode("utf-8")
-                self.messages.append(message)
-                control_id = message.split("\r")[0].split("|")[9]
-                ack = (f"MSH|^~\\&|HIS|BR01|YIGONG-LIS|YIGONG|20261126090000||ACK^R01^ACK|"
-                       f"A{control_id}|P|2.5.1\rMSA|AA|{control_id}\r")
-                conn.sendall(b"\x0b" + ack.encode() + b"\x1c\r")
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def segment(message: str, name: str) -> list[str]:

@@ -20,11 +20,11 @@ from hub.reports import ca
 from hub.services.delivery import deliver_and_sync
 from lis_bridge.config import LisSettings
 from tests.conftest import DEMO_PASSWORD, free_port
-from tests.helpers import wait_for
+from tests.helpers import HisListener, wait_for
 from tests.integration.lab.conftest import SyncMllp, msa, start_bridge
 from tests.integration.node.conftest import scu_send
 
-from .conftest import HisListener, orm, segment
+from .conftest import orm, segment
 from .test_mwl import find, mwl_query
 
 pytestmark = pytest.mark.integration

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -24,47 +22,11 @@ from hub.reports.verify import validate_pdf
 from hub.services.delivery import ENCAPSULATED_PDF_STORAGE, deliver_and_sync
 from lis_bridge.config import LisSettings
 from tests.conftest import REPO, free_port
-from tests.helpers import wait_for
+from tests.helpers import HisListener, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-class HisListener:
-    """A branch HIS on a real TCP socket: reads MLLP frames, answers AA with the MSH-10."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
-        self.messages: list[str] = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                buf = b""
-                while b"\x1c\r" not in buf:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    buf += chunk
-                if b"\x1c\r" not in buf:
-                    continue
-                message = buf[buf.index(b"\x0b") + 1:buf.index(b"\x1c\r")].decode("utf-8")
-                self.messages.append(message)
-                control_id = message.split("\r")[0].split("|")[9]
-                ack = (f"MSH|^~\\&|HIS|BR01|YIGONG-LIS|YIGONG|20261126090000||ACK^R01^ACK|"
-                       f"A{control_id}|P|2.5.1\rMSA|AA|{control_id}\r")
-                conn.sendall(b"\x0b" + ack.encode() + b"\x1c\r")
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def run_verify_cli(path: Path, server, *extra: str) -> subprocess.CompletedProcess:
