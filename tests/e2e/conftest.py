@@ -27,9 +27,13 @@ DIST_INDEX = REPO / "viewer" / "static" / "dist" / "index.html"
 
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
-    """Debian's chromium, headless; never a downloaded browser."""
+    """Debian's chromium, headless; never a downloaded browser.
+
+    Package scope, not session: Playwright's sync API keeps an event loop running in the main
+    thread while it is open, which would break every later test that calls ``asyncio.run``.
+    """
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} missing: apt-get install -y chromium (install.sh --test)")
     if not DIST_INDEX.exists():

@@ -63,16 +63,19 @@ def test_lost_connection_shows_banner_and_keeps_the_draft(page, shots, e2e_hub, 
 def test_expired_session_asks_to_sign_in_again_over_the_screen(page, shots, e2e_hub, small_ct):
     secret = e2e_hub.server.settings.secret_key
     now = int(time.time())
-    short = jwt.encode({"sub": "dr.li", "iat": now, "exp": now + 4}, secret, algorithm="HS256")
+    # Long enough for the item to open on a busy machine before the token runs out.
+    life = 12
+    short = jwt.encode({"sub": "dr.li", "iat": now, "exp": now + life}, secret,
+                       algorithm="HS256")
     page.goto("/")
     page.evaluate("(s) => sessionStorage.setItem('yg.session', s)", json.dumps(
-        {"token": short, "username": "dr.li", "expiresAt": (now + 4) * 1000}))
+        {"token": short, "username": "dr.li", "expiresAt": (now + life) * 1000}))
     page.goto(f"/#/item/{small_ct['id']}")
     page.reload()  # a hash change alone does not reload the app, which reads the session at start
     page.get_by_test_id("report-findings").wait_for()
     page.get_by_test_id("report-findings").fill("会话过期前输入的文字")
     overlay = page.get_by_test_id("session-expired")
-    overlay.wait_for(timeout=15_000)
+    overlay.wait_for(timeout=(life + 15) * 1000)
     shots("session_expired_overlay")
     overlay.get_by_test_id("login-password").fill("demo-password-1")
     overlay.get_by_test_id("login-submit").click()
