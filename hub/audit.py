@@ -65,6 +65,21 @@ def record(session: Session, actor: Actor, action: str, target: str,
     ))
 
 
+def record_read(session: Session, actor: Actor, action: str, target: str,
+                detail: dict[str, Any] | None = None) -> None:
+    """Audit a read of patient data, in a transaction that changes nothing else.
+
+    On PostgreSQL such a transaction commits without waiting for the WAL flush
+    (``synchronous_commit = off``, this transaction only): a read changes no clinical data, and
+    a database crash can lose at most the last fraction of a second of read rows, never corrupt
+    the chain. Changes keep the full durable commit. Waiting for the disk on every worklist
+    refresh is what set the tail latency of the busiest route.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit = off"))
+    record(session, actor, action, target, detail)
+
+
 def seal(session: Session, batch: int = 5000) -> int:
     """Chain committed, unsealed rows in id order; returns how many were sealed.
 

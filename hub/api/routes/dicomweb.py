@@ -204,7 +204,7 @@ def search_studies(request: Request, session: SessionDep, current: CurrentUser,
                 continue
             visible[uid] = item_id
     kept = [s for s, uid in zip(found, uids, strict=True) if uid in visible]
-    audit.record(session, current.actor, "dicomweb.search", "dicom-web:studies",
+    audit.record_read(session, current.actor, "dicomweb.search", "dicom-web:studies",
                  {"returned": len(kept), "items": sorted(visible.values())})
     session.commit()
     return _json_response(resp, orthanc, request,
@@ -240,7 +240,7 @@ def _study_resource(request: Request, session: SessionDep, current: CurrentUser,
     key = (current.actor.username, study_uid, action)
     fresh = recent_access.is_fresh(key)
     if not fresh:
-        audit.record(session, current.actor, action, f"worklist_item:{item.id}",
+        audit.record_read(session, current.actor, action, f"worklist_item:{item.id}",
                      {"patient_id": item.patient_id, "study_instance_uid": study_uid,
                       "resource": _resource_kind(resource)})
     # Commit before proxying: the audit row is durable even if the transfer fails, and the

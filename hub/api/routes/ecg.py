@@ -106,7 +106,7 @@ def ecg_samples(
         record = svc.load_record(orthanc, item)
     except EcgError as exc:
         raise HTTPException(ecg_error_status(exc), str(exc)) from None
-    audit.record(session, current.actor, "ecg.samples", f"worklist_item:{item.id}",
+    audit.record_read(session, current.actor, "ecg.samples", f"worklist_item:{item.id}",
                  {"patient_id": item.patient_id})
     return svc.samples_json(record, start_s, seconds)
 
@@ -118,7 +118,7 @@ def _page(item_id: int, session: SessionDep, current: CurrentUser, orthanc: Orth
         body = svc.render_page(orthanc, item, fmt)
     except EcgError as exc:
         raise HTTPException(ecg_error_status(exc), str(exc)) from None
-    audit.record(session, current.actor, "ecg.page", f"worklist_item:{item.id}",
+    audit.record_read(session, current.actor, "ecg.page", f"worklist_item:{item.id}",
                  {"patient_id": item.patient_id, "format": fmt})
     return body
 

@@ -76,7 +76,7 @@ def lab_results(item_id: int, session: SessionDep, current: CurrentUser) -> LabR
             numeric_value=o.numeric_value, units=o.units, reference_range=o.reference_range,
             abnormal_flags=list(o.abnormal_flags or []), result_status=o.result_status,
             observed_at=as_utc(o.observed_at), is_critical=o.is_critical, version=o.version))
-    audit.record(session, current.actor, "lab.view", f"worklist_item:{item.id}",
+    audit.record_read(session, current.actor, "lab.view", f"worklist_item:{item.id}",
                  {"patient_id": item.patient_id})
     return LabResultsOut(item_id=item.id, result_sets=[ResultSetOut(
         id=s.id, service_code=s.service_code, service_name=s.service_name,

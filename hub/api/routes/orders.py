@@ -145,7 +145,7 @@ def modality_worklist(session: SessionDep,
                       current: CurrentUserInfo = Depends(NodeUser)) -> dict[str, Any]:
     _own_institution(current, institution)
     entries = svc.worklist_entries(session, institution)
-    audit.record(session, current.actor, "orders.worklist", f"institution:{institution}",
+    audit.record_read(session, current.actor, "orders.worklist", f"institution:{institution}",
                  {"count": len(entries)})
     return {"institution": institution, "generated_at": utcnow().isoformat(),
             "entries": entries}
@@ -190,14 +190,14 @@ def list_orders(session: SessionDep, current: CurrentUser,
     if status_ is not None:
         stmt = stmt.where(ImagingOrder.status == status_.value)
     rows = list(session.scalars(stmt))
-    audit.record(session, current.actor, "orders.list", "orders", {"count": len(rows)})
+    audit.record_read(session, current.actor, "orders.list", "orders", {"count": len(rows)})
     return [OrderOut.build(o) for o in rows]
 
 
 @router.get("/api/orders/{order_id}", response_model=OrderOut, summary="One order")
 def get_order(order_id: int, session: SessionDep, current: CurrentUser) -> OrderOut:
     order = _visible_order(session, current, order_id)
-    audit.record(session, current.actor, "order.view", f"order:{order.id}",
+    audit.record_read(session, current.actor, "order.view", f"order:{order.id}",
                  {"patient_id": order.patient_id})
     return OrderOut.build(order)
 
@@ -226,7 +226,7 @@ def order_priors(order_id: int, session: SessionDep,
 @router.get("/api/reconciliation", summary="Studies that arrived without a matching order")
 def reconciliation(session: SessionDep, current: CurrentUser) -> list[dict[str, Any]]:
     rows = svc.reconciliation_list(session, current.scope.institution)
-    audit.record(session, current.actor, "reconciliation.list", "reconciliation",
+    audit.record_read(session, current.actor, "reconciliation.list", "reconciliation",
                  {"count": len(rows)})
     return rows
 

@@ -75,7 +75,7 @@ def get_patient(patient_id: int, session: SessionDep, current: CurrentUser) -> P
         or can_see(current.viewer, item.institution_code, Specialty(item.specialty))
         or current.viewer.role not in ("radiologist", "cardiologist", "lab_physician")
     ]
-    audit.record(session, current.actor, "patient.view", f"patient:{patient_id}")
+    audit.record_read(session, current.actor, "patient.view", f"patient:{patient_id}")
     return PatientOut(
         id=patient.id, name=patient.name, birth_date=patient.birth_date, sex=patient.sex,
         identifiers=[{"institution": i.institution_code, "local_id": i.local_id} for i in idents],

@@ -240,7 +240,7 @@ def get_report(item_id: int, session: SessionDep, current: CurrentUser,
     report = svc.report_for_item(session, item.id)
     if report is None:
         raise NotFound("no report for this item yet")
-    audit.record(session, current.actor, "report.view", f"report:{report.id}",
+    audit.record_read(session, current.actor, "report.view", f"report:{report.id}",
                  {"item": item.id, "patient_id": item.patient_id})
     return report_out(session, ctx, report)
 
@@ -558,7 +558,7 @@ def fhir_report(report_id: int, request: Request, session: SessionDep,
                                                    str(request.base_url).rstrip("/"))
     except LookupError:
         raise NotFound("report has no signed version yet") from None
-    audit.record(session, current.actor, "report.fhir", f"report:{report.id}", {})
+    audit.record_read(session, current.actor, "report.fhir", f"report:{report.id}", {})
     return JSONResponse(body, media_type="application/fhir+json")
 
 
@@ -569,7 +569,7 @@ def fhir_binary(binary_id: int, request: Request, session: SessionDep,
     if version is None:
         raise NotFound(f"Binary {binary_id}")
     _readable_report(session, version.report_id, current)
-    audit.record(session, current.actor, "report.fhir_binary", f"report:{version.report_id}",
+    audit.record_read(session, current.actor, "report.fhir_binary", f"report:{version.report_id}",
                  {"version": version.number})
     if "application/pdf" in request.headers.get("accept", ""):
         return Response(version.pdf, media_type="application/pdf")

@@ -36,7 +36,7 @@ def list_worklist(
                           specialty=specialty, date_from=date_from, date_to=date_to,
                           limit=limit, offset=offset)
     rows = svc.list_items(session, q, current.scope, now)
-    audit.record(session, current.actor, "worklist.list", "worklist",
+    audit.record_read(session, current.actor, "worklist.list", "worklist",
                  {"count": len(rows), "filters": {k: str(v) for k, v in q.__dict__.items()
                                                   if v is not None}})
     # Serialised here in one pass; FastAPI would validate the 100 models again first.
@@ -57,7 +57,7 @@ def _detail(session, item) -> WorklistItemDetail:
 def get_worklist_item(item_id: int, session: SessionDep,
                       current: CurrentUser) -> WorklistItemDetail:
     item = svc.get_item(session, item_id, current.scope)
-    audit.record(session, current.actor, "worklist.view", f"worklist_item:{item.id}",
+    audit.record_read(session, current.actor, "worklist.view", f"worklist_item:{item.id}",
                  {"patient_id": item.patient_id})
     return _detail(session, item)
 
