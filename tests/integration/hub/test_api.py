@@ -221,3 +221,33 @@ def test_suggested_link_is_confirmed_by_a_person_then_history_is_one(api):
                     json={"accept": True}).status_code == 404
     assert api.post(f"/api/patients/link-suggestions/{sid}", headers=h,
                     json={"accept": "maybe"}).status_code == 422
+
+
+def test_manifest_and_origin_refuse_bad_input_and_change_nothing(api):
+    from hub.db.models import StudyManifest, StudyOrigin
+
+    tech = login(api, "tech.br01")
+    good = {"institution_code": "BR01", "source_aet": "BR01-CT",
+            "series": {"1.2.3.4": ["1.2.3.4.1", "1.2.3.4.2"]}}
+    cases = [
+        ("/api/studies/not-a-uid/manifest", tech, good, 422),
+        ("/api/studies/1.2.3/manifest", tech, {**good, "institution_code": "BR02"}, 403),
+        ("/api/studies/1.2.3/manifest", tech, {"institution_code": "BR01"}, 422),
+        ("/api/studies/1.2.3/manifest", tech, {**good, "series": ["1.2.3.4.1"]}, 422),
+        ("/api/studies/1.2.3/manifest", login(api, "dr.li"), good, 403),
+    ]
+    for url, headers, body, status in cases:
+        r = api.post(url, headers=headers, json=body)
+        assert r.status_code == status, (url, body, r.text)
+        assert r.json()["detail"]
+    r = api.put("/api/studies/1.2.3/origin", headers=tech,
+                json={"institution_code": "BR02", "source_aet": "X"})
+    assert r.status_code == 403
+    r = api.put("/api/studies/1.2.3/origin", headers=tech, json={"source_aet": "X"})
+    assert r.status_code == 422
+    with session_scope(api.db_url) as s:
+        assert s.scalars(select(StudyManifest)).all() == []
+        assert s.scalars(select(StudyOrigin)).all() == []
+    # The good manifest for a study Orthanc does not hold yet: accepted, waiting for it.
+    r = api.post("/api/studies/1.2.3/manifest", headers=tech, json=good)
+    assert r.status_code == 202 and r.json() == {"status": "receiving", "missing": 2}
