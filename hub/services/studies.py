@@ -20,7 +20,7 @@ from hub.domain.worklist import Event, ItemKind, ReadingState
 from hub.intake import IntakeRules, NewItem, enqueue
 from hub.orthanc.charset import decode_person_name, display_name
 from hub.orthanc.client import OrthancClient
-from hub.orthanc.errors import OrthancResourceGone
+from hub.orthanc.errors import OrthancResourceGone, OrthancUnavailable
 from hub.services.patients import PatientRef
 from hub.services.worklist import apply_event
 
@@ -88,14 +88,32 @@ def follow_changes(session: Session, client: OrthancClient, rules: IntakeRules,
     result = FollowResult(processed=len(page.get("Changes", [])), done=bool(page.get("Done")))
     for study_id, new_instance in touched.items():
         try:
-            refresh_study(session, client, rules, study_id, saw_new_instance=new_instance)
+            # A savepoint per study: one that cannot be described must neither leave half its
+            # rows behind nor hold back the cursor for every study after it.
+            with session.begin_nested():
+                refresh_study(session, client, rules, study_id, saw_new_instance=new_instance)
             result.studies.add(study_id)
         except OrthancResourceGone:
             logger.info("study %s vanished from Orthanc before it was described", study_id)
+        except OrthancUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - flagged for a person, logged with traceback
+            logger.exception("Orthanc study %s could not be described", study_id)
+            _flag_undescribed(session, rules, study_id, exc)
     cur.last_seq = int(page.get("Last", cur.last_seq))
     cur.updated_at = utcnow()
     result.last_seq = cur.last_seq
     return result
+
+
+def _flag_undescribed(session: Session, rules: IntakeRules, orthanc_study_id: str,
+                      exc: Exception) -> None:
+    """List a study we could not read, so a person resolves it instead of it vanishing."""
+    enqueue(session, NewItem(
+        kind=ItemKind.IMAGING, natural_key=f"orthanc:{orthanc_study_id}", institution_code=None,
+        patient=PatientRef(local_id=None), orthanc_id=orthanc_study_id,
+        flags=[f"study could not be described ({type(exc).__name__}): see the hub log"],
+    ), rules)
 
 
 def _institution_for(session: Session, study_uid: str, remote_aet: str | None

@@ -144,3 +144,26 @@ def test_study_copy_under_new_uid_is_a_second_item(community, orthanc, orthanc_c
     item_for(community, orthanc_client, ds.StudyInstanceUID)
     item_for(community, orthanc_client, other.StudyInstanceUID)
     assert len(items(community)) == 2
+
+
+def test_study_that_cannot_be_described_is_flagged_and_the_feed_moves_on(
+        community, orthanc, orthanc_client, monkeypatch):
+    broken = synthetic_ct(slices=1, size=16, name="BROKEN^CASE", patient_id="BR01-BAD")
+    fine = synthetic_ct(slices=1, size=16, patient_id="BR01-OK")
+    real = studies.display_name
+
+    def fails_for_broken(name):
+        if "BROKEN" in name:
+            raise ValueError("simulated undecodable header")
+        return real(name)
+
+    monkeypatch.setattr(studies, "display_name", fails_for_broken)
+    send_datasets(broken + fine, orthanc.config.dicom_port, "YIGONG", "BR01-CT")
+    ok = item_for(community, orthanc_client, fine[0].StudyInstanceUID)
+    assert ok.patient_local_id == "BR01-OK"
+    flagged = [i for i in items(community) if i.natural_key.startswith("orthanc:")]
+    assert len(flagged) == 1
+    assert "could not be described" in flagged[0].flags[0]
+    assert "missing patient ID" in flagged[0].flags
+    # Nothing half-written for the broken study under its real UID.
+    assert broken[0].StudyInstanceUID not in [i.natural_key for i in items(community)]
