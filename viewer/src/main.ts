@@ -1,10 +1,11 @@
-// Entry point: header, routing between screens, session expiry and the connection banner.
+// Entry point: header, routing between screens (`#/`, `#/item/<id>`, `#/orders/new`), session expiry and the connection banner.
 import './styles.css';
 import * as api from './api';
 import { getLang, setLang, t } from './i18n';
 import { initCornerstone } from './screens/image/cornerstone';
 import { renderItem } from './screens/item/item';
 import { loginForm } from './screens/login/login';
+import { renderOrderForm } from './screens/orders/orderForm';
 import { renderWorklist } from './screens/worklist/worklist';
 import { clearAll } from './session';
 import { clear, h } from './ui/dom';
@@ -79,7 +80,9 @@ export function route(): void {
   const main = h('main', { class: 'screen' });
   clear(app, header(), main);
   const m = location.hash.match(/^#\/item\/(\d+)$/);
-  teardown = m ? renderItem(main, Number(m[1])) : renderWorklist(main);
+  if (m) teardown = renderItem(main, Number(m[1]));
+  else if (location.hash === '#/orders/new') teardown = renderOrderForm(main);
+  else teardown = renderWorklist(main);
 }
 
 api.subscribeUnauthorized(() => sessionExpired());

@@ -166,7 +166,8 @@ def create_order(body: OrderCreate, session: SessionDep,
         accession_number=body.accession_number or "", procedure_code=body.procedure_code,
         procedure_name=body.procedure_name,
         body_part=body.body_part or body_region(body.procedure_code, body.procedure_name),
-        scheduled_at=body.scheduled_at, scheduled_station_aet=body.scheduled_station_aet,
+        # Stored as UTC like every time in the DB: "09:30+08:00" is 01:30 (SQLite keeps no offset).
+        scheduled_at=as_utc(body.scheduled_at), scheduled_station_aet=body.scheduled_station_aet,
         ordering_clinician=body.ordering_clinician or current.user.display_name,
         reason=body.reason, patient_name=body.patient.name)
     p = body.patient

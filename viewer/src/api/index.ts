@@ -3,8 +3,8 @@
 
 import { clearSession, loadSession, saveSession, type Session } from '../session';
 import type {
-  DicomJson, EcgSamples, LabResultSet, Patient, Report, ReportDraft, ReportTemplate,
-  WorklistFilters, WorklistItem, WorklistItemDetail,
+  DicomJson, EcgSamples, LabResultSet, Order, OrderCreate, Patient, Report, ReportDraft,
+  ReportTemplate, WorklistFilters, WorklistItem, WorklistItemDetail,
 } from './types';
 
 export * from './types';
@@ -117,13 +117,22 @@ async function request(method: string, path: string, body?: unknown,
     let detail = r.statusText;
     try {
       const j = await r.json();
-      detail = typeof j.detail === 'string' ? j.detail : JSON.stringify(j.detail);
+      detail = typeof j.detail === 'string' ? j.detail : validationText(j.detail);
     } catch {
       /* not JSON */
     }
     throw new ApiError(r.status, detail);
   }
   return r;
+}
+
+/** FastAPI's 422 list (`[{loc, msg}]`) as one readable line; anything else as JSON. */
+function validationText(detail: unknown): string {
+  if (Array.isArray(detail)) {
+    return detail.map((d: { loc?: unknown[]; msg?: string }) =>
+      `${(d.loc ?? []).filter((x) => x !== 'body').join('.')}: ${d.msg ?? ''}`).join('; ');
+  }
+  return JSON.stringify(detail);
 }
 
 async function json<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -182,6 +191,12 @@ export const claim = (id: number): Promise<WorklistItemDetail> =>
 export const release = (id: number): Promise<WorklistItemDetail> =>
   json('POST', `/api/worklist/${id}/release`);
 export const patient = (id: number): Promise<Patient> => json('GET', `/api/patients/${id}`);
+
+// --- orders (docs/orders.md) ----------------------------------------------------------------
+
+/** Place an order for a branch without an HIS interface; the hub assigns the accession number. */
+export const createOrder = (body: OrderCreate): Promise<Order> =>
+  json('POST', '/api/orders', body);
 
 // --- ECG ------------------------------------------------------------------------------------
 

@@ -129,3 +129,29 @@ export interface ReportDraft {
 
 /** DICOM JSON (PS3.18 F.2): tag -> {vr, Value}. */
 export type DicomJson = Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string }>;
+
+/** `POST /api/orders` body (docs/orders.md, "Orders over the API"); optional fields may be left out. */
+export interface OrderCreate {
+  patient: {
+    local_id?: string | null; name: string; birth_date?: string | null; sex?: string | null;
+  };
+  modality: string;
+  procedure_code?: string;
+  procedure_name?: string;
+  body_part?: string | null;
+  scheduled_at?: string | null;
+  priority: 'stat' | 'urgent' | 'routine';
+  reason?: string;
+}
+
+/** The order as the hub answers it (`OrderOut`). */
+export interface Order {
+  id: number; kind: string; status: string; institution: string;
+  placer_order_number: string; filler_order_number: string; accession_number: string;
+  study_instance_uid: string; procedure_code: string; procedure_name: string;
+  modality: string; body_part: string | null; scheduled_at: string | null;
+  scheduled_station_aet: string; priority: string; ordering_clinician: string; reason: string;
+  patient_id: number | null; patient_local_id: string | null; patient_name: string;
+  worklist_item_id: number | null; created_at: string;
+  history: Record<string, unknown>[];
+}

@@ -118,7 +118,10 @@ export function renderWorklist(root: HTMLElement): () => void {
     h('div', { class: 'worklist-head' },
       h('h2', {}, t('worklist.title')),
       h('button', { onclick: () => load(), 'data-testid': 'refresh' }, t('worklist.refresh')),
-      h('span', { class: 'live', 'data-testid': 'live' }, '● ', t('worklist.live')), status),
+      h('span', { class: 'live', 'data-testid': 'live' }, '● ', t('worklist.live')), status,
+      h('span', { class: 'spacer' }),
+      h('a', { class: 'button', href: '#/orders/new', 'data-testid': 'new-order' },
+        t('order.new'))),
     filterBar(() => load()),
     h('table', { class: 'worklist' },
       h('thead', {}, h('tr', {}, cols.map((c) => h('th', {}, t(`col.${c}`))))), body));
