@@ -99,6 +99,7 @@ class WorklistItem(Base):
               postgresql_where=text(f"status IN {OPEN_STATES_SQL}"),
               sqlite_where=text(f"status IN {OPEN_STATES_SQL}")),
         Index("ix_worklist_order", "priority_rank", "due_at", "id"),
+        Index("ix_worklist_status_order", "status", "priority_rank", "due_at", "id"),
         Index("ix_worklist_inst", "institution_code", "status"),
         Index("ix_worklist_patient", "patient_id"),
     )
