@@ -237,7 +237,9 @@ class Spool:
                 while view:
                     n = os.write(fd, view)
                     view = view[n:]
-                os.fsync(fd)
+                # fdatasync flushes the data and the size needed to read it back, but not the
+                # timestamps: one journal commit fewer per image than fsync, same guarantee.
+                os.fdatasync(fd)
             finally:
                 os.close(fd)
         except OSError as exc:
