@@ -13,10 +13,6 @@ import re
 from pydicom.charset import convert_encodings
 from pydicom.valuerep import PersonName
 
-from hub.domain.names import display_name
-
-__all__ = ["charsets_from_raw", "decode_person_name", "display_name"]
-
 logger = logging.getLogger(__name__)
 
 

@@ -28,10 +28,10 @@ from hub.clock import utcnow
 from hub.db.models import Institution, StudyOrigin, WorklistItem
 from hub.domain.ecg_urgency import EcgFindings, UrgencyDecision, UrgencyRules, assess
 from hub.domain.errors import InvalidInput
+from hub.domain.names import display_name
 from hub.domain.priority import Priority
 from hub.domain.worklist import ItemKind
 from hub.intake import IntakeRules, NewItem, enqueue
-from hub.orthanc.charset import display_name
 from hub.orthanc.client import OrthancClient
 from hub.services.patients import PatientRef
 

@@ -13,12 +13,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ecg_ingest.dicom_writer import ECG_SOP_CLASSES  # waveforms go to the ECG centre
 from hub import audit
 from hub.clock import utcnow
 from hub.db.models import ChangeCursor, Institution, StudyManifest, StudyOrigin, WorklistItem
+from hub.domain.names import display_name
 from hub.domain.worklist import Event, ItemKind, ReadingState
 from hub.intake import IntakeRules, NewItem, enqueue
-from hub.orthanc.charset import decode_person_name, display_name
+from hub.orthanc.charset import decode_person_name
 from hub.orthanc.client import OrthancClient
 from hub.orthanc.errors import OrthancResourceGone, OrthancUnavailable
 from hub.services.patients import PatientRef
@@ -27,12 +29,6 @@ from hub.services.worklist import apply_event
 logger = logging.getLogger(__name__)
 
 CURSOR = "orthanc"
-#: SOP classes that are ECGs, not images: the ECG service takes them (PS3.4 Annex B).
-ECG_SOP_CLASSES = {
-    "1.2.840.10008.5.1.4.1.1.9.1.1",  # 12-lead ECG Waveform Storage
-    "1.2.840.10008.5.1.4.1.1.9.1.2",  # General ECG Waveform Storage
-    "1.2.840.10008.5.1.4.1.1.9.1.3",  # Ambulatory ECG Waveform Storage
-}
 #: Reports and documents stored back into a study are not reading work.
 NON_READING_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.104.1",  # Encapsulated PDF Storage

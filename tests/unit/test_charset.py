@@ -2,7 +2,8 @@
 
 import pytest
 
-from hub.orthanc.charset import decode_person_name, display_name
+from hub.domain.names import display_name
+from hub.orthanc.charset import decode_person_name
 
 NAME = "Wang^XiaoDong=王^小东"
 

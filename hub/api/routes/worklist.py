@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -66,8 +66,6 @@ def get_worklist_item(item_id: int, session: SessionDep,
              summary="Claim an item for reading (the claim expires; renew by claiming again)")
 def claim(item_id: int, session: SessionDep, current: CurrentUser,
           settings: SettingsDep) -> WorklistItemDetail:
-    from datetime import timedelta
-
     item = svc.get_item(session, item_id, current.scope)
     svc.claim_item(session, item, current.user.id, current.actor,
                    timedelta(minutes=settings.claim_minutes))
