@@ -15,7 +15,7 @@ from hub import audit
 from hub.config import Settings
 from hub.db.models import Institution, User
 from hub.db.session import session_scope
-from hub.domain.access import Role, Scope, Viewer, worklist_scope
+from hub.domain.access import Capability, Role, Scope, Viewer, has_capability, worklist_scope
 from hub.domain.errors import NotPermitted
 from hub.intake import IntakeRules
 from hub.orthanc.client import OrthancClient
@@ -92,15 +92,19 @@ def get_current_user(request: Request, session: SessionDep, settings: SettingsDe
 CurrentUser = Annotated[CurrentUserInfo, Depends(get_current_user)]
 
 
-def require_roles(*roles: Role):
-    """Dependency factory: the current user must hold one of ``roles``."""
+def require(capability: Capability):
+    """Dependency factory: the current user's role must hold ``capability``.
+
+    The roles behind each capability are :data:`hub.domain.access.CAPABILITY_ROLES`, the table
+    ``GET /api/auth/me`` also reads, so the viewer offers what this check lets through.
+    """
 
     def check(current: CurrentUser) -> CurrentUserInfo:
-        if current.viewer.role not in roles:
-            raise NotPermitted(f"role {current.viewer.role} may not do this")
+        if not has_capability(current.viewer.role, capability):
+            raise NotPermitted(f"role {current.viewer.role} may not do this ({capability})")
         return current
 
     return check
 
 
-AdminUser = Annotated[CurrentUserInfo, Depends(require_roles(Role.ADMIN))]
+AdminUser = Annotated[CurrentUserInfo, Depends(require(Capability.ADMINISTER))]

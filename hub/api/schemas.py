@@ -9,13 +9,29 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.clock import as_utc
 from hub.db.models import WorklistItem
-from hub.domain.access import Role
+from hub.domain.access import Capability, Role
 from hub.domain.worklist import is_overdue
 
 
 class Token(BaseModel):
     access_token: str
     token_type: str = "bearer"
+
+
+class Me(BaseModel):
+    """The signed-in user and what their role allows (GET /api/auth/me)."""
+
+    username: str
+    display_name: str | None = Field(description="None when the account has no display name")
+    role: Role
+    rank: str | None = Field(description="Professional rank (attending, chief, ...), if recorded")
+    institution_code: str
+    institution_name: str | None
+    is_lead: bool = Field(description="Whether the institution is the lead hospital")
+    capabilities: list[Capability] = Field(
+        description="What the role (and, for report.verify, the rank) allows; the hub still "
+                    "checks every request, and per-item rules (scope, specialty, report state) "
+                    "apply when acting")
 
 
 class ComponentHealth(BaseModel):

@@ -162,6 +162,11 @@ def _state(status: ReportStatus | None, action: Action) -> Decision:
     return ALLOW
 
 
+def holds_verify_rank(rank: str | None, rules: SignoffRules) -> bool:
+    """Whether a user of ``rank`` may verify and sign at all (residents and trainees may not)."""
+    return bool(rank) and rank in rules.verify_ranks
+
+
 def reads_specialty(signer: Signer, specialty: str, rules: SignoffRules) -> Decision:
     """A reader may only report exams of the specialty their role reads."""
     own = rules.reader_specialty.get(signer.role)
@@ -246,7 +251,7 @@ def can_verify(signer: Signer, specialty: str, exam_type: str, status: ReportSta
         return d
     if not signer.rank:
         return _refuse("user has no rank recorded and may not verify")
-    if signer.rank not in rules.verify_ranks:
+    if not holds_verify_rank(signer.rank, rules):
         return _refuse(f"rank {signer.rank} may not verify reports")
     single = exam_type in rules.single_signoff
     if writer_id == signer.user_id and not single:
@@ -280,7 +285,7 @@ def can_amend(signer: Signer, specialty: str, status: ReportStatus | None, kind:
     d = reads_specialty(signer, specialty, rules)
     if not d:
         return d
-    if not signer.rank or signer.rank not in rules.verify_ranks:
+    if not holds_verify_rank(signer.rank, rules):
         return _refuse(f"rank {signer.rank or 'none'} may not sign an addendum or amendment")
     return check_certificate(cert, now)
 

@@ -50,6 +50,12 @@ ROLE_LABELS = {SignerRole.WRITER: "书写医师", SignerRole.VERIFIER: "审核�
 SEX_LABELS = {"M": "男", "F": "女", "O": "其他"}
 
 
+def signoff_rules(settings: Settings) -> SignoffRules:
+    """The sign-off rules the settings configure (verifying ranks, single sign-off exams)."""
+    return SignoffRules(verify_ranks=frozenset(settings.report_verify_ranks),
+                        single_signoff=frozenset(settings.report_single_signoff))
+
+
 @dataclass(frozen=True)
 class ReportContext:
     """What the report use cases need from configuration and the outside world."""
@@ -68,8 +74,7 @@ class ReportContext:
                       ) -> ReportContext:
         """Build from hub settings (read once at the entry point)."""
         return cls(
-            rules=SignoffRules(verify_ranks=frozenset(settings.report_verify_ranks),
-                               single_signoff=frozenset(settings.report_single_signoff)),
+            rules=signoff_rules(settings),
             passphrase=ca.key_passphrase(settings.resolved_secret_key()),
             public_url=settings.report_public_url.rstrip("/"),
             font_path=settings.report_font or None,

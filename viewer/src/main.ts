@@ -15,13 +15,24 @@ const banner = document.getElementById('banner')!;
 let teardown: (() => void) | null = null;
 let expiryTimer: number | undefined;
 
+/** Who is signed in: display name (or username), role and institution, as the hub said. */
+function userBadge(): HTMLElement | null {
+  const s = api.currentSession();
+  if (!s) return null;
+  const me = s.me;
+  return h('span', { class: 'user', 'data-testid': 'user', 'data-role': me?.role ?? '',
+                     title: me ? `${me.username} · ${me.institution_name ?? me.institution_code}` : '' },
+    h('span', { 'data-testid': 'user-name' }, me?.display_name || s.username),
+    me ? h('span', { class: 'role', 'data-testid': 'user-role' }, t(`role.${me.role}`)) : null);
+}
+
 function header(): HTMLElement {
   const s = api.currentSession();
   return h('header', { class: 'topbar' },
     h('a', { class: 'brand', href: '#/' }, t('app.title')),
     h('span', { class: 'spacer' }),
     h('span', { class: 'session-expiry', id: 'session-expiry' }),
-    s ? h('span', { class: 'user', 'data-testid': 'user' }, s.username) : null,
+    userBadge(),
     h('button', {
       class: 'link', 'data-testid': 'lang',
       onclick: () => { setLang(getLang() === 'zh-CN' ? 'en' : 'zh-CN'); route(); },
@@ -45,7 +56,12 @@ function sessionExpired(): void {
   const overlay = h('div', { class: 'overlay', id: 'relogin', 'data-testid': 'session-expired' },
     h('div', { class: 'dialog' },
       h('p', { class: 'warn' }, t('session.expired')),
-      loginForm(() => { overlay.remove(); watchExpiry(); })));
+      loginForm(() => {
+        overlay.remove();
+        watchExpiry();
+        // Signed in again, possibly as someone else: the header says who (the screen stays).
+        document.querySelector('header.topbar')?.replaceWith(header());
+      })));
   document.body.appendChild(overlay);
 }
 
@@ -74,6 +90,18 @@ export function route(): void {
       h('h1', {}, t('app.title')), loginForm(() => route())));
     return;
   }
+  if (!api.currentSession()!.me) {
+    // Who the user is decides what is offered: ask the hub before showing any screen. A 401
+    // ends the session (the sign-in overlay); offline, the banner shows and we ask again later.
+    const waiting = h('main', { class: 'screen muted', 'data-testid': 'loading-me' }, t('loading'));
+    clear(app, header(), waiting);
+    api.refreshMe().then(() => route(), (e) => {
+      if (!(e instanceof api.ApiError) || e.status === 401) return;
+      clear(waiting, h('p', { class: 'error' }, t('error', { detail: e.detail })),
+        h('button', { onclick: () => route() }, t('retry')));
+    });
+    return;
+  }
   watchExpiry();
   // Start the image codecs and workers while the reader looks at the worklist, not on the click.
   window.setTimeout(() => void initCornerstone(), 0);
@@ -81,11 +109,19 @@ export function route(): void {
   clear(app, header(), main);
   const m = location.hash.match(/^#\/item\/(\d+)$/);
   if (m) teardown = renderItem(main, Number(m[1]));
-  else if (location.hash === '#/orders/new') teardown = renderOrderForm(main);
+  else if (location.hash === '#/orders/new') {
+    if (api.can('order.write')) teardown = renderOrderForm(main);
+    else clear(main, h('p', { class: 'muted', 'data-testid': 'not-permitted' },
+      t('not_permitted'), ' ', h('a', { href: '#/' }, t('back'))));
+  }
   else teardown = renderWorklist(main);
 }
 
 api.subscribeUnauthorized(() => sessionExpired());
-api.subscribeConnection((online) => showBanner(online ? null : t('offline')));
+api.subscribeConnection((online) => {
+  showBanner(online ? null : t('offline'));
+  // Back online before the hub said who the user is: ask again (route() does).
+  if (online && api.currentSession() && !api.currentSession()!.me) route();
+});
 window.addEventListener('hashchange', route);
 route();

@@ -1,5 +1,6 @@
-// The signed-in session: the bearer token and who holds it, in sessionStorage (gone when the tab
-// closes). Nothing about patients is stored here.
+// The signed-in session: the bearer token and who holds it (name, role, what the role allows), in
+// sessionStorage (gone when the tab closes). Nothing about patients is stored here.
+import type { Capability, Me } from './api/types';
 
 const KEY = 'yg.session';
 
@@ -8,6 +9,8 @@ export interface Session {
   username: string;
   /** Token expiry, ms since epoch (from the JWT's exp claim). */
   expiresAt: number;
+  /** The hub's `GET /api/auth/me`, read right after sign-in; absent until then. */
+  me?: Me;
 }
 
 function expiryOf(token: string): number {
@@ -34,6 +37,18 @@ export function saveSession(username: string, token: string): Session {
   const s: Session = { token, username, expiresAt: expiryOf(token) };
   sessionStorage.setItem(KEY, JSON.stringify(s));
   return s;
+}
+
+/** Keep who the hub says the session's user is (same tab, same token). */
+export function saveMe(s: Session, me: Me): Session {
+  const next: Session = { ...s, me };
+  sessionStorage.setItem(KEY, JSON.stringify(next));
+  return next;
+}
+
+/** Whether the session's role may do `cap`; false until the hub has said who the user is. */
+export function sessionCan(s: Session | null, cap: Capability): boolean {
+  return s?.me?.capabilities.includes(cap) ?? false;
 }
 
 export function clearSession(): void {

@@ -20,11 +20,11 @@ from hub.api.deps import (
     OrthancDep,
     SessionDep,
     SettingsDep,
-    require_roles,
+    require,
 )
 from hub.clock import as_utc, utcnow
 from hub.db.order_models import ImagingOrder
-from hub.domain.access import Role
+from hub.domain.access import Capability, Role
 from hub.domain.errors import NotFound, NotPermitted
 from hub.domain.orders import (
     OrderControl,
@@ -39,9 +39,9 @@ from hub.services.worklist import get_item
 
 router = APIRouter(tags=["orders"])
 
-OrderWriter = require_roles(Role.TECHNICIAN, Role.CLINICIAN, Role.ADMIN)
-NodeUser = require_roles(Role.TECHNICIAN, Role.ADMIN)
-Reconciler = require_roles(Role.TECHNICIAN, Role.ADMIN, Role.RADIOLOGIST)
+OrderWriter = require(Capability.ORDER_WRITE)
+NodeUser = require(Capability.NODE_SYNC)
+Reconciler = require(Capability.ORDER_RECONCILE)
 
 
 class PatientIn(BaseModel):

@@ -3,18 +3,18 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from hub import audit
-from hub.api.deps import CurrentUser, CurrentUserInfo, SessionDep, require_roles
+from hub.api.deps import CurrentUser, CurrentUserInfo, SessionDep, require
 from hub.api.schemas import PatientOut, WorklistItemOut
 from hub.clock import utcnow
 from hub.db.models import Institution, Patient, PatientIdentifier, PatientLinkSuggestion
-from hub.domain.access import Role, can_see
+from hub.domain.access import Capability, can_see
 from hub.domain.errors import NotFound
 from hub.domain.priority import Specialty
 from hub.services.patients import decide_suggestion, list_suggestions
 from hub.services.worklist import patient_history
 
 router = APIRouter(prefix="/api/patients", tags=["patients"])
-LinkAdmin = require_roles(Role.ADMIN, Role.CLINICIAN, Role.TECHNICIAN)
+LinkAdmin = require(Capability.PATIENT_LINK)
 
 
 class LinkDecision(BaseModel):

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub import audit
-from hub.api.deps import CurrentUser, CurrentUserInfo, SessionDep, SettingsDep, require_roles
+from hub.api.deps import AdminUser, CurrentUser, CurrentUserInfo, SessionDep, SettingsDep
 from hub.clock import as_utc, utcnow
 from hub.db.models import Institution, Patient, User, WorklistItem
 from hub.db.report_models import (
@@ -27,7 +27,7 @@ from hub.db.report_models import (
     ReportVersion,
     SigningCertificate,
 )
-from hub.domain.access import READER_SPECIALTY, Role, can_see
+from hub.domain.access import READER_SPECIALTY, Capability, can_see, has_capability
 from hub.domain.errors import InvalidInput, NotFound
 from hub.domain.priority import Specialty
 from hub.domain.recognition import REPEAT_REASON_LABELS, CatalogueItem
@@ -41,8 +41,6 @@ from hub.services import reports as svc
 from hub.services.worklist import get_item as scoped_item
 
 router = APIRouter(tags=["reports"])
-
-AdminUser = Annotated[CurrentUserInfo, Depends(require_roles(Role.ADMIN))]
 
 
 # --------------------------------------------------------------------------- bodies
@@ -297,7 +295,7 @@ def post_addendum(item_id: int, body: AddendumIn, session: SessionDep, current: 
 def post_critical(item_id: int, body: CriticalIn, session: SessionDep,
                   current: CurrentUser) -> dict[str, Any]:
     item = _item_for_write(session, item_id, current)
-    if current.viewer.role not in READER_SPECIALTY:
+    if not has_capability(current.viewer.role, Capability.REPORT_CRITICAL):
         from hub.domain.errors import NotPermitted
 
         raise NotPermitted("only readers raise critical results")

@@ -3,16 +3,16 @@
 from fastapi import APIRouter, Depends, Path, Response, status
 
 from hub import audit
-from hub.api.deps import CurrentUserInfo, OrthancDep, RulesDep, SessionDep, require_roles
+from hub.api.deps import CurrentUserInfo, OrthancDep, RulesDep, SessionDep, require
 from hub.api.schemas import ManifestIn, ManifestOut, OriginIn
-from hub.domain.access import Role
+from hub.domain.access import Capability, Role
 from hub.domain.errors import NotPermitted
 from hub.services import studies as svc
 
 router = APIRouter(prefix="/api/studies", tags=["studies"])
 
 UID = Path(pattern=r"^[0-9.]{1,64}$", description="Study Instance UID")
-NodeUser = require_roles(Role.TECHNICIAN, Role.ADMIN)
+NodeUser = require(Capability.NODE_SYNC)
 
 
 def _check_institution(current: CurrentUserInfo, code: str) -> None:

@@ -1,9 +1,9 @@
 // The one module that talks to the hub. Every screen calls these functions; the image loader gets
 // its URLs and its Authorization header from here too. Nothing else calls fetch or XHR.
 
-import { clearSession, loadSession, saveSession, type Session } from '../session';
+import { clearSession, loadSession, saveMe, saveSession, sessionCan, type Session } from '../session';
 import type {
-  DicomJson, EcgSamples, LabResultSet, Order, OrderCreate, Patient, Report, ReportDraft,
+  Capability, DicomJson, EcgSamples, LabResultSet, Me, Order, OrderCreate, Patient, Report, ReportDraft,
   ReportTemplate, WorklistFilters, WorklistItem, WorklistItemDetail,
 } from './types';
 
@@ -110,7 +110,8 @@ async function request(method: string, path: string, body?: unknown,
     throw new OfflineError(`hub answered ${r.status}`);
   }
   setOnline(true);
-  if (r.status === 401 && !path.startsWith('/api/auth/')) {
+  // A wrong password is a 401 too, but only the sign-in form should say so.
+  if (r.status === 401 && path !== '/api/auth/token') {
     expireSession();
   }
   if (!r.ok) {
@@ -156,7 +157,28 @@ export async function login(username: string, password: string): Promise<Session
   const body = await json<{ access_token: string }>('POST', '/api/auth/token', form);
   session = saveSession(username, body.access_token);
   lastUsername = username;
+  try {
+    await refreshMe();
+  } catch {
+    /* signed in all the same; the app asks again before showing a screen */
+  }
   return session;
+}
+
+/** Ask the hub who the session's user is and what their role allows; kept in the session. */
+export async function refreshMe(): Promise<Me> {
+  const token = session?.token;
+  const me = await json<Me>('GET', '/api/auth/me');
+  if (session && session.token === token) session = saveMe(session, me);
+  return me;
+}
+
+/**
+ * Whether the signed-in user's role may do `cap` (the hub's list from `GET /api/auth/me`). Only
+ * for what the viewer offers: the hub checks every request itself and answers 403 regardless.
+ */
+export function can(cap: Capability): boolean {
+  return sessionCan(session, cap);
 }
 
 /** End the session; `expired` keeps the username to offer signing in again. */

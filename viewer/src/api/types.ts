@@ -155,3 +155,20 @@ export interface Order {
   worklist_item_id: number | null; created_at: string;
   history: Record<string, unknown>[];
 }
+
+/** What a role may do (`hub.domain.access.Capability`); the hub still checks every request. */
+export type Capability =
+  | 'order.write' | 'order.reconcile' | 'node.sync' | 'patient.link'
+  | 'report.write' | 'report.verify' | 'report.critical' | 'admin';
+
+/** The signed-in user (`GET /api/auth/me`). */
+export interface Me {
+  username: string;
+  display_name: string | null;
+  role: string;
+  rank: string | null;
+  institution_code: string;
+  institution_name: string | null;
+  is_lead: boolean;
+  capabilities: Capability[];
+}

@@ -101,6 +101,7 @@ export function renderReportEditor(root: HTMLElement, item: WorklistItemDetail,
                                value: values[f.key] === undefined ? '' : String(values[f.key]) });
       }
       control.dataset.field = f.key;
+      control.disabled = !(api.can('report.write') || api.can('report.verify'));
       control.setAttribute('data-testid', `field-${f.key}`);
       control.addEventListener('input', keep);
       control.addEventListener('change', keep);
@@ -162,8 +163,6 @@ export function renderReportEditor(root: HTMLElement, item: WorklistItemDetail,
     const status = r.status;
     statusLine.textContent = t('report.status', { status: t(`rstatus.${status}`) });
     statusLine.dataset.status = status;
-    const locked = status === 'final' || status === 'amended';
-    findings.readOnly = impression.readOnly = locked;
     const writerSigned = r.signatures.some((s) => s.role === 'writer');
     clear(signatures, r.writer && !writerSigned ? h('li', {}, t('report.signed_by', { role: t('report.writer'),
       name: r.writer.name || r.writer.username, at: formatDateTime(r.written_at) })) : null,
@@ -181,25 +180,34 @@ export function renderReportEditor(root: HTMLElement, item: WorklistItemDetail,
   function renderActions(): void {
     const status = report?.status ?? 'none';
     const final = status === 'final' || status === 'amended';
+    // Offer only what the user's role may do (GET /api/auth/me); the hub still decides per
+    // exam (specialty, writer, rank, certificate) and its refusal is shown as usual.
+    const mayWrite = api.can('report.write');
+    const mayVerify = api.can('report.verify');
+    findings.readOnly = impression.readOnly = final || !(mayWrite || mayVerify);
+    templateSelect.disabled = final || !mayWrite;
     const btn = (key: string, testid: string, fn: () => Promise<unknown>, cls = '') =>
       h('button', { class: cls, 'data-testid': testid, onclick: run(fn) }, t(key));
     clear(actions,
-      !final ? btn('report.save', 'report-save', save) : null,
-      !final ? btn('report.submit', 'report-submit', async () => {
+      !final && mayWrite ? btn('report.save', 'report-save', save) : null,
+      !final && mayWrite ? btn('report.submit', 'report-submit', async () => {
         await save();
         return api.submitReport(item.id);
       }) : null,
-      !final && item.priority !== 'routine' ? btn('report.preliminary', 'report-preliminary',
-        async () => { await save(); return api.preliminaryReport(item.id); }) : null,
-      !final ? btn('report.verify', 'report-verify', () => {
+      !final && mayWrite && item.priority !== 'routine' ? btn('report.preliminary',
+        'report-preliminary', async () => { await save(); return api.preliminaryReport(item.id); })
+        : null,
+      !final && mayVerify ? btn('report.verify', 'report-verify', () => {
         const d = current();
         dropDraft(item.id);
         return api.verifyReport(item.id, { findings: d.findings, impression: d.impression,
                                            fields: d.fields });
-      }, 'primary') : null);
+      }, 'primary') : null,
+      !mayWrite && !mayVerify ? h('p', { class: 'muted', 'data-testid': 'report-read-only' },
+        t('report.read_only')) : null);
     clear(after);
-    if (final) after.appendChild(addendumForm());
-    after.appendChild(criticalForm());
+    if (final && mayVerify) after.appendChild(addendumForm());
+    if (api.can('report.critical')) after.appendChild(criticalForm());
   }
 
   function addendumForm(): HTMLElement {
@@ -273,7 +281,8 @@ export function renderReportEditor(root: HTMLElement, item: WorklistItemDetail,
         note.textContent = t('report.restored');
         dirty = true;
       }
-      applyTemplate(templateSelect.value, !report && !kept);
+      // Template text is a start for the writer; to anyone else it would read as a report.
+      applyTemplate(templateSelect.value, !report && !kept && api.can('report.write'));
       if (kept) renderFields(templates.find((x) => x.code === templateSelect.value), kept.fields);
       if (report) show(report);
       else {

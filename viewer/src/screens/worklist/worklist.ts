@@ -120,8 +120,9 @@ export function renderWorklist(root: HTMLElement): () => void {
       h('button', { onclick: () => load(), 'data-testid': 'refresh' }, t('worklist.refresh')),
       h('span', { class: 'live', 'data-testid': 'live' }, '● ', t('worklist.live')), status,
       h('span', { class: 'spacer' }),
-      h('a', { class: 'button', href: '#/orders/new', 'data-testid': 'new-order' },
-        t('order.new'))),
+      // Only roles that may place orders are offered the form (the hub answers others 403).
+      api.can('order.write') ? h('a', { class: 'button', href: '#/orders/new',
+                                        'data-testid': 'new-order' }, t('order.new')) : null),
     filterBar(() => load()),
     h('table', { class: 'worklist' },
       h('thead', {}, h('tr', {}, cols.map((c) => h('th', {}, t(`col.${c}`))))), body));
