@@ -62,7 +62,8 @@ async def connection(port: int, messages: list[bytes], latencies: list[float],
         writer.write(frame(msg))
         frames: list = []
         while not frames:
-            data = await asyncio.wait_for(reader.read(65536), 60)
+            async with asyncio.timeout(60):
+                data = await reader.read(65536)
             if not data:
                 raise ConnectionError("bridge closed the connection")
             frames = decoder.feed(data)

@@ -9,7 +9,7 @@ change feed and Celery may both deliver twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -19,11 +19,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.clock import as_utc, utcnow
+from hub.db.bulk import insert_returning_ids, select_where_in
 from hub.db.models import Institution, WorklistItem
 from hub.domain.priority import PRIORITY_RANK, Priority, specialty_for
 from hub.domain.turnaround import due_time
 from hub.domain.worklist import ItemKind, ReadingState
-from hub.services.patients import PatientRef, resolve_patient
+from hub.services.patients import PatientRef, resolve_patient, resolve_patients
 
 logger = logging.getLogger(__name__)
 
@@ -80,47 +81,13 @@ def enqueue(session: Session, new: NewItem, rules: IntakeRules) -> WorklistItem:
         _update(existing, new, rules)
         return existing
 
-    flags = list(new.flags)
     inst_code = new.institution_code
-    if not inst_code or session.scalar(
-        select(Institution.id).where(Institution.code == inst_code)
-    ) is None:
-        flags.append(f"unknown institution {inst_code!r}" if inst_code else "unknown institution")
-        inst_code = inst_code or UNKNOWN_INSTITUTION
-    if not new.patient.local_id and not new.patient.national_id:
-        flags.append("missing patient ID")
+    known = bool(inst_code) and session.scalar(
+        select(Institution.id).where(Institution.code == inst_code)) is not None
+    inst_code, flags = _intake_flags(new, known)
     patient = resolve_patient(session, inst_code, new.patient)
-
-    now = utcnow()
-    received = new.received_at or now
-    priority = Priority.STAT if new.is_critical else Priority(new.priority)
-    item = WorklistItem(
-        kind=kind.value,
-        natural_key=new.natural_key,
-        status=(ReadingState.READY if new.ready else ReadingState.RECEIVING).value,
-        priority=priority.value,
-        specialty=specialty_for(kind, new.modality, rules.specialty_by_modality).value,
-        institution_code=inst_code,
-        patient_id=patient.id if patient else None,
-        patient_local_id=new.patient.local_id,
-        patient_name=new.patient.name,
-        accession_number=new.accession_number,
-        modality=new.modality,
-        body_part=new.body_part,
-        description=new.description,
-        study_date=new.study_date,
-        series_count=new.series_count,
-        instance_count=new.instance_count,
-        orthanc_id=new.orthanc_id,
-        received_at=received,
-        due_at=due_time(received, priority, kind, rules.turnaround_minutes),
-        is_stable=new.ready,
-        is_critical=new.is_critical,
-        critical_reason=new.critical_reason,
-        flags=flags,
-        details=dict(new.details),
-        updated_at=now,
-    )
+    item = WorklistItem(**_item_values(new, rules, inst_code, flags,
+                                       patient.id if patient else None, utcnow()))
     # A concurrent delivery of the same key may win the race; the unique constraint decides.
     try:
         with session.begin_nested():
@@ -134,6 +101,125 @@ def enqueue(session: Session, new: NewItem, rules: IntakeRules) -> WorklistItem:
         return existing
     logger.info("worklist item %s created: kind=%s key=%s", item.id, kind, new.natural_key)
     return item
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """What a batch caller needs to know about the item its result went to."""
+
+    id: int
+    institution_code: str
+    patient_id: int | None
+    patient_local_id: str | None
+    created: bool  # False: the key existed and the item was updated
+
+
+def enqueue_many(session: Session, news: Sequence[NewItem], rules: IntakeRules,
+                 *, known_institutions: Collection[str] = ()) -> list[Enqueued]:
+    """:func:`enqueue` for a batch (the HL7 bridge records hundreds of results a second).
+
+    Same rules and outcome as calling :func:`enqueue` for each in order, with a fixed number
+    of statements for new keys: one query for existing keys, one for institutions, the batch
+    patient lookup, one multi-row INSERT. An existing key, or one repeated within the batch,
+    is updated through :func:`enqueue`. A concurrent insert of the same key fails the caller's
+    transaction (unique constraint); callers retry, and the retry finds the key.
+    ``known_institutions`` are codes the caller has just read from the institutions table;
+    only the others are looked up.
+    """
+    existing = _existing_keys(session, [(ItemKind(n.kind).value, n.natural_key) for n in news])
+    known_insts = set(known_institutions)
+    known_insts |= {code for (code,) in select_where_in(
+        session, [Institution.code], [Institution.code],
+        [(n.institution_code,) for n in news
+         if n.institution_code and n.institution_code not in known_insts])}
+    fresh: list[int] = []
+    later: list[int] = []
+    claimed: set[tuple[str, str]] = set()
+    for i, new in enumerate(news):
+        key = (ItemKind(new.kind).value, new.natural_key)
+        if key in existing or key in claimed:
+            later.append(i)
+        else:
+            claimed.add(key)
+            fresh.append(i)
+    placed = [_intake_flags(news[i], news[i].institution_code in known_insts) for i in fresh]
+    patient_ids = resolve_patients(session, [(inst, news[i].patient)
+                                             for i, (inst, _flags) in zip(fresh, placed,
+                                                                          strict=True)])
+    now = utcnow()
+    rows = [_item_values(news[i], rules, inst, flags, pid, now)
+            for i, (inst, flags), pid in zip(fresh, placed, patient_ids, strict=True)]
+    ids = insert_returning_ids(session, WorklistItem.__table__, rows)
+    out: list[Enqueued | None] = [None] * len(news)
+    for i, row, item_id in zip(fresh, rows, ids, strict=True):
+        out[i] = Enqueued(item_id, row["institution_code"], row["patient_id"],
+                          row["patient_local_id"], created=True)
+        logger.info("worklist item %s created: kind=%s key=%s", item_id, row["kind"],
+                    row["natural_key"])
+    for i in later:
+        item = enqueue(session, news[i], rules)
+        out[i] = Enqueued(item.id, item.institution_code, item.patient_id, item.patient_local_id,
+                          created=False)
+    return [e for e in out if e is not None]
+
+
+def _existing_keys(session: Session, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    return {(kind, key) for kind, key in select_where_in(
+        session, [WorklistItem.kind, WorklistItem.natural_key],
+        [WorklistItem.kind, WorklistItem.natural_key], keys)}
+
+
+def _intake_flags(new: NewItem, institution_known: bool) -> tuple[str, list[str]]:
+    """The institution code to file the item under, and the problems a person must resolve.
+
+    Never drops an item: an unknown institution or a missing patient ID becomes a flag.
+    """
+    flags = list(new.flags)
+    inst_code = new.institution_code
+    if not institution_known:
+        flags.append(f"unknown institution {inst_code!r}" if inst_code else "unknown institution")
+        inst_code = inst_code or UNKNOWN_INSTITUTION
+    if not new.patient.local_id and not new.patient.national_id:
+        flags.append("missing patient ID")
+    return inst_code, flags  # type: ignore[return-value]
+
+
+def _item_values(new: NewItem, rules: IntakeRules, inst_code: str, flags: list[str],
+                 patient_id: int | None, now: datetime) -> dict[str, Any]:
+    """Column values of a new worklist item (shared by the single and the batch door)."""
+    kind = ItemKind(new.kind)
+    received = new.received_at or now
+    priority = Priority.STAT if new.is_critical else Priority(new.priority)
+    return {
+        "kind": kind.value,
+        "natural_key": new.natural_key,
+        "status": (ReadingState.READY if new.ready else ReadingState.RECEIVING).value,
+        "priority": priority.value,
+        "priority_rank": PRIORITY_RANK[priority],
+        "specialty": specialty_for(kind, new.modality, rules.specialty_by_modality).value,
+        "institution_code": inst_code,
+        "patient_id": patient_id,
+        "patient_local_id": new.patient.local_id,
+        "patient_name": new.patient.name,
+        "accession_number": new.accession_number,
+        "modality": new.modality,
+        "body_part": new.body_part,
+        "description": new.description,
+        "study_date": new.study_date,
+        "series_count": new.series_count,
+        "instance_count": new.instance_count,
+        "orthanc_id": new.orthanc_id,
+        "received_at": received,
+        "due_at": due_time(received, priority, kind, rules.turnaround_minutes),
+        "claimed_by": None,
+        "claim_expires_at": None,
+        "is_stable": new.ready,
+        "is_critical": new.is_critical,
+        "critical_reason": new.critical_reason,
+        "flags": flags,
+        "details": dict(new.details),
+        "updated_at": now,
+    }
 
 
 def _find(session: Session, kind: ItemKind, key: str) -> WorklistItem | None:

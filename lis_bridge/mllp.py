@@ -171,6 +171,11 @@ class MllpServer:
         logger.info("MLLP listening on %s:%s%s", host, bound, " (TLS)" if self.ssl_context else "")
         return bound
 
+    @property
+    def connection_count(self) -> int:
+        """Connections open right now."""
+        return len(self._connections)
+
     async def serve_forever(self) -> None:
         """Serve until cancelled."""
         assert self._server is not None
@@ -202,7 +207,9 @@ class MllpServer:
         try:
             while True:
                 try:
-                    data = await asyncio.wait_for(reader.read(65536), self.limits.idle_timeout)
+                    # asyncio.timeout, unlike wait_for, does not wrap each read in a new task.
+                    async with asyncio.timeout(self.limits.idle_timeout):
+                        data = await reader.read(65536)
                 except TimeoutError:
                     logger.info("MLLP %s idle for %.0fs: closing", peer, self.limits.idle_timeout)
                     if decoder.in_frame and self.on_broken is not None:

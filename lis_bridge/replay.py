@@ -57,8 +57,7 @@ def replay_messages(database_url: str, settings: LisSettings, intake: IntakeRule
             key_cid = row.control_id
             row.sending_facility = row.control_id = None
             session.flush()
-            result = record_message(session, inbound, rules, institutions, known={},
-                                    now=utcnow())
+            result = record_message(session, inbound, rules, institutions, now=utcnow())
             new_row = session.get(LabRawMessage, result.raw_message_id)
             assert new_row is not None
             new_row.replayed_at = utcnow()

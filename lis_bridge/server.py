@@ -15,13 +15,15 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
 
 from hub.clock import utcnow
-from hub.db.session import get_sessionmaker
+from hub.db.session import HeldConnection, get_sessionmaker
 from hub.domain.lab_rules import parse_ranges
 from hub.intake import IntakeRules
 from hub.services.lab import (
@@ -178,11 +180,19 @@ class GroupCommitter:
     _STOP = object()
 
     def __init__(self, database_url: str, rules: LabRules, *, window_ms: float = 2.0,
-                 max_batch: int = 64, threads: int = 1) -> None:
+                 max_batch: int = 64, threads: int = 1,
+                 connections: Callable[[], int] | None = None) -> None:
         self.sessionmaker = get_sessionmaker(database_url)
+        self._database_url = database_url
+        self._held = threading.local()
         self.rules = rules
         self.window = window_ms / 1000.0
         self.max_batch = max_batch
+        # Open connections, each of which can have at most one frame waiting for its ACK (MLLP
+        # original mode): once all of them have one queued or being recorded, waiting out the
+        # rest of the window would only delay the batch.
+        self._connections = connections
+        self._recording = 0
         self.institutions = InstitutionMap()
         self.stats = CommitStats()
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -214,6 +224,14 @@ class GroupCommitter:
     # -- thread side
 
     def _run(self) -> None:
+        try:
+            self._collect_and_process()
+        finally:
+            held: HeldConnection | None = getattr(self._held, "conn", None)
+            if held is not None:
+                held.close()
+
+    def _collect_and_process(self) -> None:
         while True:
             first = self._queue.get()
             if first is self._STOP:
@@ -221,7 +239,7 @@ class GroupCommitter:
             batch = [first]
             deadline = time.monotonic() + self.window
             stop = False
-            while len(batch) < self.max_batch:
+            while len(batch) < self._batch_target():
                 remaining = deadline - time.monotonic()
                 try:
                     nxt = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 else \
@@ -232,9 +250,21 @@ class GroupCommitter:
                     stop = True
                     break
                 batch.append(nxt)
-            self._process([j for j in batch if isinstance(j, _Job)])
+            jobs = [j for j in batch if isinstance(j, _Job)]
+            self._recording += len(jobs)
+            try:
+                self._process(jobs)
+            finally:
+                self._recording -= len(jobs)
             if stop:
                 return
+
+    def _batch_target(self) -> int:
+        """How many frames to collect before the window is up."""
+        if self._connections is None:
+            return self.max_batch
+        waiting = self._connections() - self._recording
+        return max(1, min(self.max_batch, waiting))
 
     def _process(self, batch: list[_Job]) -> None:
         self.stats.batches += 1
@@ -257,16 +287,17 @@ class GroupCommitter:
         except Exception:  # noqa: BLE001 - isolate the culprit below
             logger.warning("batch of %d failed, recording one by one", len(batch))
             results = self._one_by_one(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, object]]] = {}
         for job, result in zip(batch, results, strict=True):
-            if isinstance(result, BaseException):
-                job.loop.call_soon_threadsafe(_set_exception, job.future, result)
-            else:
-                job.loop.call_soon_threadsafe(_set_result, job.future, result)
+            by_loop.setdefault(job.loop, []).append((job, result))
+        # One wake-up of each event loop per batch rather than one per frame.
+        for loop, outcomes in by_loop.items():
+            loop.call_soon_threadsafe(_settle, outcomes)
 
     def _record(self, batch: list[_Job]) -> list[Recorded | BaseException]:
         now = utcnow()
         out: list[Recorded | BaseException | None] = [None] * len(batch)
-        with self.sessionmaker() as session, session.begin():
+        with self._batch_session() as session, session.begin():
             normal = [n for n, j in enumerate(batch) if not j.unkeyed_reason]
             recorded = record_batch(session, [batch[n].inbound for n in normal], self.rules,
                                     self.institutions, now=now)
@@ -276,6 +307,12 @@ class GroupCommitter:
                 if job.unkeyed_reason:
                     out[n] = self._record_one(session, job, now)
         return [r for r in out if r is not None]
+
+    def _batch_session(self) -> Session:
+        held: HeldConnection | None = getattr(self._held, "conn", None)
+        if held is None:
+            held = self._held.conn = HeldConnection(self._database_url)
+        return held.session()
 
     def _record_one(self, session, job: _Job, now: datetime) -> Recorded:  # noqa: ANN001
         if job.unkeyed_reason:
@@ -316,17 +353,17 @@ class GroupCommitter:
 
     def _fail(self, batch: list[_Job], exc: BaseException) -> None:
         for job in batch:
-            job.loop.call_soon_threadsafe(_set_exception, job.future, exc)
+            job.loop.call_soon_threadsafe(_settle, [(job, exc)])
 
 
-def _set_result(fut: asyncio.Future[Recorded], value: Recorded) -> None:
-    if not fut.done():
-        fut.set_result(value)
-
-
-def _set_exception(fut: asyncio.Future[Recorded], exc: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(exc)
+def _settle(outcomes: list[tuple[_Job, object]]) -> None:
+    for job, outcome in outcomes:
+        if job.future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            job.future.set_exception(outcome)
+        else:
+            job.future.set_result(outcome)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- the bridge
@@ -340,9 +377,6 @@ class LisBridge:
         self.settings = settings
         self.preparer = FramePreparer(settings, zone)
         rules = LabRules(intake=intake, critical_ranges=parse_ranges(settings.critical_ranges))
-        self.committer = GroupCommitter(database_url, rules, window_ms=settings.commit_window_ms,
-                                        max_batch=settings.commit_batch,
-                                        threads=settings.commit_threads)
         self.server = MllpServer(
             self.handle_frame,
             ServerLimits(settings.max_message_bytes, settings.idle_timeout),
@@ -350,6 +384,10 @@ class LisBridge:
             on_broken=self.handle_broken,
             ssl_context=settings.ssl_context(),
         )
+        self.committer = GroupCommitter(database_url, rules, window_ms=settings.commit_window_ms,
+                                        max_batch=settings.commit_batch,
+                                        threads=settings.commit_threads,
+                                        connections=lambda: self.server.connection_count)
         self.port: int | None = None
 
     async def start(self, host: str | None = None, port: int | None = None) -> int:

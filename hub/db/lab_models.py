@@ -136,7 +136,8 @@ class LabObservation(Base):
     )
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True)
-    result_set_id: Mapped[int] = mapped_column(ForeignKey("lab_result_sets.id"), index=True)
+    # Looked up through uq_lab_observation, whose leading column this is: no index of its own.
+    result_set_id: Mapped[int] = mapped_column(ForeignKey("lab_result_sets.id"))
     # Lets a batch add result sets and their observations and insert them in one flush.
     result_set: Mapped[LabResultSet] = relationship()
     set_id: Mapped[str] = mapped_column(String(32), default="")  # OBX-1

@@ -50,7 +50,7 @@ class Patient(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), default="")
-    birth_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    birth_date: Mapped[date | None] = mapped_column(Date, index=True, nullable=True)
     sex: Mapped[str | None] = mapped_column(String(1), nullable=True)
     national_id: Mapped[str | None] = mapped_column(String(32), unique=True, nullable=True)
     insurance_no: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -55,3 +55,38 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+class HeldConnection:
+    """One connection a batch writer keeps across its transactions (one per writer thread).
+
+    Checking a connection out of the pool costs a round trip per transaction (the pre-ping);
+    a held connection that broke is replaced when the next session is asked for, so a batch
+    that failed on it is simply not acknowledged.
+
+    On PostgreSQL the connection is told not to choose sequential scans or hash joins: every
+    statement a batch writer runs looks rows up by key, and on a young database (small tables,
+    no statistics yet) the planner would pick scans whose cost grows with the tables.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._engine = get_engine(url)
+        self._conn: Connection | None = None
+
+    def session(self) -> Session:
+        """A new session on the held connection; the caller begins and ends the transaction."""
+        conn = self._conn
+        if conn is None or conn.invalidated or conn.closed:
+            if conn is not None:
+                conn.close()
+            conn = self._conn = self._engine.connect()
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET enable_seqscan = off")
+                conn.exec_driver_sql("SET enable_hashjoin = off")
+                conn.commit()
+        return Session(bind=conn, expire_on_commit=False)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

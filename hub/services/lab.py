@@ -20,10 +20,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select, tuple_
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.orm import Session
 
 from hub import audit
+from hub.db.bulk import (
+    insert_new_returning_ids,
+    insert_returning_ids,
+    insert_rows,
+    select_where_any,
+    select_where_in,
+)
 from hub.db.lab_models import (
     LabCriticalAlert,
     LabObservation,
@@ -32,7 +39,7 @@ from hub.db.lab_models import (
     LabRawMessage,
     LabResultSet,
 )
-from hub.db.models import Institution, Patient, PatientIdentifier
+from hub.db.models import Institution
 from hub.domain.errors import DomainError, NotFound
 from hub.domain.lab_rules import (
     CriticalRange,
@@ -43,7 +50,7 @@ from hub.domain.lab_rules import (
 )
 from hub.domain.priority import PRIORITY_RANK, Priority
 from hub.domain.worklist import ItemKind
-from hub.intake import IntakeRules, NewItem, enqueue
+from hub.intake import Enqueued, IntakeRules, NewItem, enqueue_many
 from hub.services.patients import resolve_patient
 
 if TYPE_CHECKING:
@@ -150,14 +157,10 @@ def find_recorded(
     session: Session, keys: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], Recorded]:
     """Messages already stored under (sender, MSH-10): their stored ACK, for re-sends."""
-    wanted = list(set(keys))
-    if not wanted:
-        return {}
-    rows = session.execute(
-        select(LabRawMessage.sending_facility, LabRawMessage.control_id, LabRawMessage.ack_code,
-               LabRawMessage.ack, LabRawMessage.id)
-        .where(tuple_(LabRawMessage.sending_facility, LabRawMessage.control_id).in_(wanted))
-    )
+    rows = select_where_in(
+        session, [LabRawMessage.sending_facility, LabRawMessage.control_id, LabRawMessage.ack_code,
+                  LabRawMessage.ack, LabRawMessage.id],
+        [LabRawMessage.sending_facility, LabRawMessage.control_id], keys)
     return {(s, c): Recorded(code, bytes(ack), rid, is_duplicate=True)
             for s, c, code, ack, rid in rows}
 
@@ -168,7 +171,6 @@ def record_message(
     rules: LabRules,
     institutions: InstitutionMap,
     *,
-    known: Mapping[tuple[str, str], Recorded] | None = None,
     now: datetime,
 ) -> Recorded:
     """Store one inbound frame and what it carries. Does not commit.
@@ -178,13 +180,12 @@ def record_message(
         inbound: the frame and what the edge parsed from it.
         rules: intake and critical-value rules.
         institutions: facility-code map.
-        known: already-stored messages by key (from :func:`find_recorded`); None = look up.
         now: the time to stamp on rows (UTC).
 
     Returns:
         The ACK to send. A re-sent (sender, MSH-10) returns the stored ACK and writes nothing.
     """
-    return record_batch(session, [inbound], rules, institutions, known=known, now=now)[0]
+    return record_batch(session, [inbound], rules, institutions, now=now)[0]
 
 
 def record_batch(
@@ -193,92 +194,105 @@ def record_batch(
     rules: LabRules,
     institutions: InstitutionMap,
     *,
-    known: Mapping[tuple[str, str], Recorded] | None = None,
     now: datetime,
 ) -> list[Recorded]:
     """Store several frames in the caller's transaction (group commit). Does not commit.
 
-    Statements are shared across the batch where the schema allows: one query for re-sends,
-    one INSERT for the raw messages, one query each for existing result sets and orders, one
-    INSERT each for new result sets and observations. :func:`hub.intake.enqueue` runs once per
-    result (it is the one door and owns its own statements). A frame whose (sender, MSH-10)
-    repeats an earlier one, stored or in this batch, gets that ACK and writes nothing.
+    Written batch-first: one multi-row INSERT for the raw messages that also detects re-sends,
+    :func:`hub.intake.enqueue_many` for the worklist, and one INSERT each for new result sets
+    and their observations, whatever the batch size. Corrections, orders and other rarer
+    cases take the per-row paths. A frame whose (sender, MSH-10) repeats an earlier one,
+    stored or in this batch, gets that ACK and writes nothing.
     """
-    seen: dict[tuple[str, str], Recorded] = dict(
-        known if known is not None
-        else find_recorded(session, [i.key for i in inbounds if i.key]))
     out: list[Recorded | None] = [None] * len(inbounds)
-    staged: list[tuple[int, Inbound, LabRawMessage]] = []
+    staged: list[tuple[int, Inbound, _Raw]] = []
     in_batch: dict[tuple[str, str], int] = {}
     for n, inbound in enumerate(inbounds):
         key = inbound.key
-        if key is not None and key in seen:
-            logger.info("MSH-10 %s from %s is a re-send: same ACK %s", key[1], key[0],
-                        seen[key].ack_code)
-            out[n] = seen[key]
-            continue
         if key is not None and key in in_batch:
             continue  # resolved below, after the first copy is stored
         if key is not None:
             in_batch[key] = n
-        error = inbound.error
-        code = error.ack_code if error else "AA"
-        ack = inbound.make_ack(code, error)
-        row = LabRawMessage(
-            received_at=inbound.received_at,
-            peer=inbound.peer[:64],
-            sending_facility=key[0] if key else None,
-            sending_application=(inbound.sending_application or None),
-            control_id=key[1] if key else None,
-            message_type=inbound.message_type,
-            version=inbound.version,
-            charset=inbound.charset,
-            institution_code=institutions.resolve(session, inbound.facility_codes),
-            raw=inbound.raw,
-            size=len(inbound.raw),
-            ack_code=code,
-            ack=ack,
-            error_location=error.location if error else None,
-            error_code=error.code if error else None,
-            error_text=error.text if error else None,
-        )
-        session.add(row)
-        staged.append((n, inbound, row))
-    session.flush()  # one INSERT for the batch's raw messages
+        code = inbound.error.ack_code if inbound.error else "AA"
+        staged.append((n, inbound, _Raw(institutions.resolve(session, inbound.facility_codes),
+                                        code, inbound.make_ack(code, inbound.error))))
+    ids = insert_new_returning_ids(
+        session, LabRawMessage.__table__,
+        [_raw_values(inbound, raw) for _n, inbound, raw in staged],
+        [LabRawMessage.sending_facility, LabRawMessage.control_id])
+    resent = [(n, inbound) for (n, inbound, _raw), raw_id in zip(staged, ids, strict=True)
+              if raw_id is None]
+    if resent:
+        stored = find_recorded(session, [inbound.key for _n, inbound in resent])
+        for n, inbound in resent:
+            key = inbound.key
+            logger.info("MSH-10 %s from %s is a re-send: same ACK %s", key[1], key[0],
+                        stored[key].ack_code)
+            out[n] = stored[key]
+    kept = []
+    for (n, inbound, raw), raw_id in zip(staged, ids, strict=True):
+        if raw_id is not None:
+            raw.id = raw_id
+            kept.append((n, inbound, raw))
+    staged = kept
 
-    _preload_patients(session, [(row.institution_code or _raw_code(inbound) or "UNKNOWN",
-                                  inbound.message.patient.local_id)
-                                 for _n, inbound, row in staged
-                                 if inbound.message is not None and inbound.error is None
-                                 and inbound.message.patient.local_id])
-    planned: list[tuple[int, NewItem, str, LabRawMessage, list[_Prepared]]] = []
-    for n, inbound, row in staged:
+    planned: list[tuple[int, NewItem, str, _Raw, list[_Prepared]]] = []
+    for n, inbound, raw in staged:
         msg = inbound.message
         if inbound.error is None and msg is not None:
             if msg.kind == "order":
-                _record_orders(session, inbound, msg, row, now)
+                _record_orders(session, inbound, msg, raw, now)
             else:
-                planned += [(n, new, inbound.sender or "", row, prepared)
-                            for new, prepared in _plan_results(inbound, msg, row, rules)]
+                planned += [(n, new, inbound.sender or "", raw, prepared)
+                            for new, prepared in _plan_results(inbound, msg, raw, rules)]
     items: dict[int, list[int]] = {}
     if planned:
-        worklist = _enqueue_all(session, [p[1] for p in planned], rules.intake)
-        results = [_PendingResult(item, sender, rs, findings, row)
-                   for (_n, _new, sender, row, prepared), item in zip(planned, worklist,
+        # Institution codes the facility map resolved are rows of the institutions table.
+        resolved = {raw.institution_code for _n, _i, raw in staged if raw.institution_code}
+        worklist = enqueue_many(session, [p[1] for p in planned], rules.intake,
+                                known_institutions=resolved)
+        results = [_PendingResult(item, sender, rs, findings, raw)
+                   for (_n, _new, sender, raw, prepared), item in zip(planned, worklist,
                                                                       strict=True)
                    for rs, findings in prepared]
         for (n, *_rest), item in zip(planned, worklist, strict=True):
             items.setdefault(n, []).append(item.id)
         _store_result_sets(session, results, now)
 
-    for n, _inbound, row in staged:
-        out[n] = Recorded(row.ack_code, row.ack, row.id, item_ids=tuple(items.get(n, ())))
+    for n, _inbound, raw in staged:
+        out[n] = Recorded(raw.ack_code, raw.ack, raw.id, item_ids=tuple(items.get(n, ())))
     for n, inbound in enumerate(inbounds):
         if out[n] is None:  # a second copy of a key first seen in this batch
             first = out[in_batch[inbound.key]]  # type: ignore[index]
             assert first is not None
             out[n] = Recorded(first.ack_code, first.ack, first.raw_message_id, is_duplicate=True)
     return [r for r in out if r is not None]
+
+
+@dataclass
+class _Raw:
+    """The stored frame's row as the rest of the batch needs it."""
+
+    institution_code: str | None
+    ack_code: str
+    ack: bytes
+    id: int = 0
+
+
+def _raw_values(inbound: Inbound, raw: _Raw) -> dict[str, Any]:
+    key, error = inbound.key, inbound.error
+    return {
+        "received_at": inbound.received_at, "peer": inbound.peer[:64],
+        "sending_facility": key[0] if key else None,
+        "sending_application": inbound.sending_application or None,
+        "control_id": key[1] if key else None, "message_type": inbound.message_type,
+        "version": inbound.version, "charset": inbound.charset,
+        "institution_code": raw.institution_code, "raw": inbound.raw, "size": len(inbound.raw),
+        "ack_code": raw.ack_code, "ack": raw.ack,
+        "error_location": error.location if error else None,
+        "error_code": error.code if error else None,
+        "error_text": error.text if error else None, "replayed_at": None,
+    }
 
 
 def record_unkeyed(session: Session, inbound: Inbound, ack_code: str, ack: bytes,
@@ -318,29 +332,15 @@ def natural_key(sender: str, filler: str) -> str:
 
 
 
-def _preload_patients(session: Session, pairs: list[tuple[str, str | None]]) -> None:
-    """Load the batch's known patients in one query.
-
-    ``enqueue`` resolves each patient through the master patient index, which fetches the
-    patient by primary key; with the rows already in the session's identity map that fetch
-    costs no round trip.
-    """
-    wanted = list({(i, p) for i, p in pairs if p})
-    if wanted:
-        session.scalars(select(Patient).join(PatientIdentifier).where(
-            tuple_(PatientIdentifier.institution_code, PatientIdentifier.local_id).in_(wanted)
-        )).all()
-
-
 @dataclass
 class _PendingResult:
     """A parsed result set waiting to be stored, with its worklist item and critical findings."""
 
-    item: Any
+    item: Enqueued
     sender: str
     parsed: ParsedResultSet
     findings: list[tuple[Any, str | None]]
-    raw: LabRawMessage
+    raw: _Raw
 
 
 def _raw_code(inbound: Inbound) -> str | None:
@@ -352,7 +352,7 @@ def _raw_code(inbound: Inbound) -> str | None:
 _Prepared = tuple[Any, list[tuple[Any, str | None]]]  # (parsed result set, OBX findings)
 
 
-def _plan_results(inbound: Inbound, msg: LabMessage, raw: LabRawMessage,
+def _plan_results(inbound: Inbound, msg: LabMessage, raw: _Raw,
                   rules: LabRules) -> list[tuple[NewItem, list[_Prepared]]]:
     """One worklist item per filler order number, with each result set's critical findings."""
     sender = inbound.sender or ""
@@ -400,13 +400,105 @@ def _plan_results(inbound: Inbound, msg: LabMessage, raw: LabRawMessage,
     return planned
 
 
-def _enqueue_all(session: Session, news: list[NewItem], rules: IntakeRules) -> list[Any]:
-    """Put the batch's results on the worklist through the one door, in message order."""
-    return [enqueue(session, new, rules) for new in news]
-
-
 def _store_result_sets(session: Session, pending: list[_PendingResult], now: datetime) -> None:
-    """Insert or update the batch's result sets and observations with shared statements."""
+    """Store the batch's result sets: new ones in bulk, the rest (corrections...) row by row."""
+    # A result set is stored together with its worklist item (keyed by sender and filler
+    # number): where the item was only just created, no result set for it can exist yet.
+    keys = {(p.sender, p.parsed.filler_order_number, p.parsed.service_code) for p in pending
+            if not p.item.created}
+    key_columns = [LabResultSet.sending_facility, LabResultSet.filler_order_number,
+                   LabResultSet.service_code]
+    stored = {tuple(k) for k in select_where_in(session, key_columns, key_columns, keys)}
+    fresh: list[_PendingResult] = []
+    later: list[_PendingResult] = []
+    for p in pending:
+        key = (p.sender, p.parsed.filler_order_number, p.parsed.service_code)
+        codes = [(obs.code, obs.sub_id) for obs in p.parsed.observations]
+        # A key seen before (stored, or earlier in this batch) is an update; an OBR that
+        # repeats an observation key corrects itself: both need the row-by-row rules.
+        if key in stored or len(set(codes)) != len(codes):
+            later.append(p)
+        else:
+            stored.add(key)
+            fresh.append(p)
+    if fresh:
+        _insert_result_sets(session, fresh, now)
+    if later:
+        _merge_result_sets(session, later, now)
+
+
+def _insert_result_sets(session: Session, fresh: list[_PendingResult], now: datetime) -> None:
+    """New result sets, their observations and critical alerts: one INSERT per table."""
+    orders = _orders_for(session, fresh)
+    set_rows = []
+    for p in fresh:
+        row = _result_set_values(p, now)
+        order = _matching_order(orders, p.parsed.filler_order_number,
+                                p.parsed.placer_order_number, p.parsed.service_code)
+        if order is not None:
+            _order_resulted(order, p.parsed.filler_order_number, now)
+            row["order_id"] = order.id
+        set_rows.append(row)
+    set_ids = insert_returning_ids(session, LabResultSet.__table__, set_rows)
+    plain: list[dict[str, Any]] = []
+    critical: list[tuple[_PendingResult, int, dict[str, Any], str]] = []
+    for p, set_id in zip(fresh, set_ids, strict=True):
+        for obs, reason in p.findings:
+            row = _observation_values(set_id, obs, reason, p.raw, now)
+            if reason:
+                critical.append((p, set_id, row, reason))
+            else:
+                plain.append(row)
+    insert_rows(session, LabObservation.__table__, plain)
+    obs_ids = insert_returning_ids(session, LabObservation.__table__, [c[2] for c in critical])
+    alerts = []
+    for (p, set_id, row, reason), obs_id in zip(critical, obs_ids, strict=True):
+        alerts.append({
+            "observation_id": obs_id, "result_set_id": set_id, "worklist_item_id": p.item.id,
+            "institution_code": p.item.institution_code, "patient_id": p.item.patient_id,
+            "test_code": row["code"], "value": row["value"], "units": row["units"],
+            "reason": reason, "status": "open", "raised_at": now, "notified_at": None,
+            "notified_to": None, "acknowledged_at": None, "acknowledged_by": None,
+            "escalated_at": None, "escalation_level": 0,
+        })
+        logger.warning("critical value: worklist item %s, observation %s (%s)", p.item.id,
+                       obs_id, row["code"])
+    insert_rows(session, LabCriticalAlert.__table__, alerts)
+
+
+def _result_set_values(p: _PendingResult, now: datetime) -> dict[str, Any]:
+    rs, item = p.parsed, p.item
+    return {
+        "sending_facility": p.sender, "institution_code": item.institution_code,
+        "worklist_item_id": item.id, "order_id": None, "patient_id": item.patient_id,
+        "patient_local_id": item.patient_local_id,
+        "placer_order_number": rs.placer_order_number,
+        "filler_order_number": rs.filler_order_number, "service_code": rs.service_code,
+        "service_name": rs.service_name, "result_status": rs.result_status.value,
+        "priority": rs.priority.value, "specimen_barcode": rs.specimen_barcode or None,
+        "observed_at": rs.observed_at, "reported_at": rs.reported_at,
+        "is_critical": any(reason for _, reason in p.findings), "notes": list(rs.notes),
+        "verified_at": None, "verified_by": None, "raw_message_id": p.raw.id,
+        "created_at": now, "updated_at": now,
+    }
+
+
+def _observation_values(set_id: int, obs: Any, reason: str | None, raw: _Raw,
+                        now: datetime) -> dict[str, Any]:
+    return {
+        "result_set_id": set_id, "set_id": obs.set_id, "value_type": obs.value_type,
+        "code": obs.code, "name": obs.name, "coding_system": obs.coding_system,
+        "sub_id": obs.sub_id, "value": obs.value, "numeric_value": obs.numeric_value,
+        "comparator": obs.comparator, "units": obs.units,
+        "reference_range": obs.reference_range, "abnormal_flags": list(obs.abnormal_flags),
+        "result_status": obs.result_status.value, "observed_at": obs.observed_at,
+        "is_critical": reason is not None, "version": 1, "raw_message_id": raw.id,
+        "updated_at": now,
+    }
+
+
+def _merge_result_sets(session: Session, pending: list[_PendingResult], now: datetime) -> None:
+    """Insert or update result sets one by one, keeping the history of changed values."""
     keys = {(p.sender, p.parsed.filler_order_number, p.parsed.service_code) for p in pending}
     existing: dict[tuple[str, str, str], LabResultSet] = {
         (r.sending_facility, r.filler_order_number, r.service_code): r
@@ -453,19 +545,9 @@ def _store_result_sets(session: Session, pending: list[_PendingResult], now: dat
 
 
 def _new_result_set(p: _PendingResult, now: datetime) -> LabResultSet:
-    rs, item = p.parsed, p.item
-    return LabResultSet(
-        sending_facility=p.sender, institution_code=item.institution_code,
-        worklist_item_id=item.id, patient_id=item.patient_id,
-        patient_local_id=item.patient_local_id,
-        placer_order_number=rs.placer_order_number,
-        filler_order_number=rs.filler_order_number, service_code=rs.service_code,
-        service_name=rs.service_name, result_status=rs.result_status.value,
-        priority=rs.priority.value, specimen_barcode=rs.specimen_barcode or None,
-        observed_at=rs.observed_at, reported_at=rs.reported_at,
-        is_critical=any(reason for _, reason in p.findings),
-        notes=list(rs.notes), raw_message_id=p.raw.id, created_at=now, updated_at=now,
-    )
+    values = _result_set_values(p, now)
+    del values["order_id"]
+    return LabResultSet(**values)
 
 
 def _update_result_set(result_set: LabResultSet, p: _PendingResult, now: datetime) -> None:
@@ -480,21 +562,15 @@ def _update_result_set(result_set: LabResultSet, p: _PendingResult, now: datetim
     result_set.updated_at = now
 
 
-def _new_observation(result_set: LabResultSet, obs: Any, reason: str | None,
-                     raw: LabRawMessage, now: datetime) -> LabObservation:
-    return LabObservation(
-        result_set=result_set, set_id=obs.set_id, value_type=obs.value_type,
-        code=obs.code, name=obs.name, coding_system=obs.coding_system,
-        sub_id=obs.sub_id, value=obs.value, numeric_value=obs.numeric_value,
-        comparator=obs.comparator, units=obs.units, reference_range=obs.reference_range,
-        abnormal_flags=list(obs.abnormal_flags), result_status=obs.result_status.value,
-        observed_at=obs.observed_at, is_critical=reason is not None, version=1,
-        raw_message_id=raw.id, updated_at=now,
-    )
+def _new_observation(result_set: LabResultSet, obs: Any, reason: str | None, raw: _Raw,
+                     now: datetime) -> LabObservation:
+    values = _observation_values(0, obs, reason, raw, now)
+    del values["result_set_id"]
+    return LabObservation(result_set=result_set, **values)
 
 
 def _correct(session: Session, stored: LabObservation, obs: Any, reason: str | None,
-             raw: LabRawMessage, now: datetime) -> None:
+             raw: _Raw, now: datetime) -> None:
     """A correction (OBX-11 C) or a changed re-send: keep what was there, then replace it."""
     session.add(LabObservationHistory(
         observation=stored, version=stored.version, value=stored.value,
@@ -546,37 +622,49 @@ def _raise_alert(session: Session, item: Any, result_set: LabResultSet, obs: Lab
 
 def _orders_for(session: Session, pending: list[_PendingResult]) -> list[LabOrder]:
     """Orders any result of the batch may belong to (by placer or filler number)."""
-    fillers = {p.parsed.filler_order_number for p in pending}
-    placers = {p.parsed.placer_order_number for p in pending if p.parsed.placer_order_number}
-    conditions = [LabOrder.filler_order_number.in_(fillers)]
-    if placers:
-        conditions.append(LabOrder.placer_order_number.in_(placers))
-    return list(session.scalars(select(LabOrder).where(or_(*conditions))))
+    # Most results have no order here (branch analysers): find ids first, objects only if any.
+    ids = {i for (i,) in select_where_any(session, [LabOrder.id], [
+        (LabOrder.filler_order_number, [p.parsed.filler_order_number for p in pending]),
+        (LabOrder.placer_order_number, [p.parsed.placer_order_number for p in pending
+                                        if p.parsed.placer_order_number])])}
+    if not ids:
+        return []
+    return list(session.scalars(select(LabOrder).where(LabOrder.id.in_(ids))
+                                .order_by(LabOrder.id)))
 
 
 def _match_order(orders: list[LabOrder], result_set: LabResultSet, now: datetime) -> None:
     """Link a result to its order by placer or filler number and move the order to resulted."""
-    matches = [o for o in orders
-               if o.filler_order_number == result_set.filler_order_number
-               or (result_set.placer_order_number
-                   and o.placer_order_number == result_set.placer_order_number)]
+    order = _matching_order(orders, result_set.filler_order_number,
+                            result_set.placer_order_number, result_set.service_code)
+    if order is not None:
+        result_set.order_id = order.id
+        _order_resulted(order, result_set.filler_order_number, now)
+
+
+def _matching_order(orders: list[LabOrder], filler: str, placer: str,
+                    service_code: str) -> LabOrder | None:
+    matches = [o for o in orders if o.filler_order_number == filler
+               or (placer and o.placer_order_number == placer)]
     if not matches:
-        return
-    order = next((o for o in matches if o.service_code == result_set.service_code), matches[0])
-    result_set.order_id = order.id
+        return None
+    return next((o for o in matches if o.service_code == service_code), matches[0])
+
+
+def _order_resulted(order: LabOrder, filler: str, now: datetime) -> None:
     new_status = advance_order(OrderStatus(order.status), OrderStatus.RESULTED)
     if new_status != order.status:
         order.status = new_status.value
         order.resulted_at = now
     if not order.filler_order_number:
-        order.filler_order_number = result_set.filler_order_number
+        order.filler_order_number = filler
     order.updated_at = now
 
 
 # --------------------------------------------------------------------------- orders
 
 
-def _record_orders(session: Session, inbound: Inbound, msg: LabMessage, row: LabRawMessage,
+def _record_orders(session: Session, inbound: Inbound, msg: LabMessage, row: _Raw,
                    now: datetime) -> None:
     """Lab, imaging and ECG orders of one message, all or nothing.
 
@@ -602,13 +690,13 @@ def _record_orders(session: Session, inbound: Inbound, msg: LabMessage, row: Lab
         logger.warning("MSH-10 %s from %s refused AE: %s %s", inbound.control_id,
                        inbound.sender, info.location, info.text)
         row.ack_code, row.ack = info.ack_code, inbound.make_ack(info.ack_code, info)
-        row.error_location, row.error_code, row.error_text = info.location, info.code, \
-            info.text
-
+        session.execute(update(LabRawMessage).where(LabRawMessage.id == row.id).values(
+            ack_code=row.ack_code, ack=row.ack, error_location=info.location,
+            error_code=info.code, error_text=info.text))
 
 
 def _upsert_order(session: Session, sender: str, inst_code: str | None, msg: LabMessage,
-                  order: ParsedOrder, raw: LabRawMessage, now: datetime) -> LabOrder:
+                  order: ParsedOrder, raw: _Raw, now: datetime) -> LabOrder:
     existing = session.scalar(
         select(LabOrder).where(LabOrder.placer_order_number == order.placer_order_number,
                                LabOrder.service_code == order.service_code)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.clock import utcnow
+from hub.db.bulk import insert_returning_ids, insert_rows, select_where_any, select_where_in
 from hub.db.models import Patient, PatientIdentifier, PatientLinkSuggestion
 from hub.domain.mpi import Demographics, MatchKind, match, normalise_national_id
 
@@ -76,6 +78,144 @@ def resolve_patient(session: Session, institution_code: str, ref: PatientRef) ->
     if is_new:
         _suggest_links(session, patient, demo)
     return patient
+
+
+def resolve_patients(session: Session,
+                     refs: Sequence[tuple[str, PatientRef]]) -> list[int | None]:
+    """Batch form of :func:`resolve_patient` for edges that deliver many results at once.
+
+    Returns the community patient id for each ``(institution code, ref)``, with the same rules,
+    in a fixed number of statements for the common cases: known local IDs (one query) and new
+    patients (one query to rule out national ID / insurance matches, then multi-row INSERTs of
+    patients, identifiers and link suggestions). Anything else (a new local ID for a patient
+    known by national ID, gaps to fill in a known record, two new refs sharing an identifier)
+    goes through :func:`resolve_patient` one by one.
+    """
+    out: list[int | None] = [None] * len(refs)
+    known = _known_local_ids(session, refs)
+    one_by_one: list[int] = []
+    pending: list[int] = []
+    for n, (inst, ref) in enumerate(refs):
+        if not ref.local_id and not ref.national_id and not ref.insurance_no:
+            continue
+        found = known.get((inst, ref.local_id)) if ref.local_id else None
+        if found is None:
+            pending.append(n)
+        elif _has_gaps(found, ref.demographics()):
+            one_by_one.append(n)
+        else:
+            out[n] = found.id
+    if pending:
+        fresh, later = _split_new(session, [(n, refs[n]) for n in pending])
+        one_by_one += later
+        for n, patient_id in _create_patients(session, [(n, refs[n]) for n in fresh]).items():
+            out[n] = patient_id
+    for n in sorted(one_by_one):
+        patient = resolve_patient(session, *refs[n])
+        out[n] = patient.id if patient else None
+    return out
+
+
+@dataclass(frozen=True)
+class _KnownPatient:
+    id: int
+    name: str
+    birth_date: date | None
+    sex: str | None
+
+
+# A module constant so the batch lookup's SQL is built once (hub.db.bulk caches by statement).
+_IDENTIFIED_PATIENT = Patient.id == PatientIdentifier.patient_id
+
+
+def _known_local_ids(session: Session, refs: Sequence[tuple[str, PatientRef]]
+                     ) -> dict[tuple[str, str], _KnownPatient]:
+    rows = select_where_in(
+        session, [PatientIdentifier.institution_code, PatientIdentifier.local_id, Patient.id,
+                  Patient.name, Patient.birth_date, Patient.sex],
+        [PatientIdentifier.institution_code, PatientIdentifier.local_id],
+        [(inst, ref.local_id) for inst, ref in refs if ref.local_id], join_on=_IDENTIFIED_PATIENT)
+    return {(inst, local): _KnownPatient(pid, name, born, sex)
+            for inst, local, pid, name, born, sex in rows}
+
+
+def _has_gaps(known: _KnownPatient, demo: Demographics) -> bool:
+    return bool((not known.name and demo.name) or (known.birth_date is None and demo.birth_date)
+                or (not known.sex and demo.sex))
+
+
+def _split_new(session: Session, pending: list[tuple[int, tuple[str, PatientRef]]]
+               ) -> tuple[list[int], list[int]]:
+    """Which refs are new people (created in bulk) and which need the one-by-one rules."""
+    demos = {n: ref.demographics() for n, (_inst, ref) in pending}
+    national = {d.national_id for d in demos.values() if d.national_id}
+    insurance = {d.insurance_no for d in demos.values() if d.insurance_no}
+    taken_national: set[str] = set()
+    taken_insurance: set[str] = set()
+    for nid, ins in select_where_any(session, [Patient.national_id, Patient.insurance_no],
+                                     [(Patient.national_id, national),
+                                      (Patient.insurance_no, insurance)]):
+        if nid:
+            taken_national.add(nid)
+        if ins:
+            taken_insurance.add(ins)
+    fresh: list[int] = []
+    later: list[int] = []
+    claimed: set[tuple[str, ...]] = set()
+    for n, (inst, ref) in pending:
+        demo = demos[n]
+        keys = {key for key, present in ((("local", inst, ref.local_id or ""), ref.local_id),
+                                         (("national", demo.national_id or ""), demo.national_id),
+                                         (("insurance", demo.insurance_no or ""),
+                                          demo.insurance_no)) if present}
+        if ((demo.national_id or "") in taken_national
+                or (demo.insurance_no or "") in taken_insurance or keys & claimed):
+            later.append(n)  # an existing or earlier-in-batch patient: resolve_patient links it
+        else:
+            claimed |= keys
+            fresh.append(n)
+    return fresh, later
+
+
+def _create_patients(session: Session, refs: list[tuple[int, tuple[str, PatientRef]]]
+                     ) -> dict[int, int]:
+    if not refs:
+        return {}
+    now = utcnow()
+    demos = [ref.demographics() for _n, (_inst, ref) in refs]
+    ids = insert_returning_ids(session, Patient.__table__, [
+        {"name": d.name, "birth_date": d.birth_date, "sex": (d.sex or "")[:1].upper() or None,
+         "national_id": d.national_id, "insurance_no": d.insurance_no, "merged_into_id": None,
+         "created_at": now} for d in demos])
+    insert_rows(session, PatientIdentifier.__table__, [
+        {"institution_code": inst, "local_id": ref.local_id, "patient_id": pid}
+        for (_n, (inst, ref)), pid in zip(refs, ids, strict=True) if ref.local_id])
+    _suggest_links_many(session, list(zip(ids, demos, strict=True)), now)
+    return {n: pid for (n, _ref), pid in zip(refs, ids, strict=True)}
+
+
+def _suggest_links_many(session: Session, created: list[tuple[int, Demographics]],
+                        now: datetime) -> None:
+    """:func:`_suggest_links` for patients just created, with one candidate query."""
+    dated = [(pid, d) for pid, d in created if d.birth_date and d.name]
+    if not dated:
+        return
+    candidates = select_where_in(
+        session, [Patient.id, Patient.name, Patient.birth_date, Patient.sex, Patient.national_id,
+                  Patient.insurance_no], [Patient.birth_date],
+        [(d.birth_date,) for _pid, d in dated])
+    by_date: dict[date, list[tuple[int, Demographics]]] = {}
+    for cid, name, born, sex, nid, ins in candidates:
+        by_date.setdefault(born, []).append((cid, Demographics(name, born, sex, nid, ins)))
+    rows = []
+    for pid, demo in dated:
+        # Only patients that existed before this one, as when they are created one by one.
+        for cid, other in by_date.get(demo.birth_date, []):  # type: ignore[arg-type]
+            if cid < pid and match(demo, other) == MatchKind.SUGGESTED:
+                rows.append({"patient_id": pid, "candidate_id": cid, "status": "open",
+                             "created_at": now})
+                logger.info("suggested patient link %s ~ %s", pid, cid)
+    insert_rows(session, PatientLinkSuggestion.__table__, rows)
 
 
 def _fill_gaps(patient: Patient, demo: Demographics) -> None:
