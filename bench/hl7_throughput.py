@@ -121,7 +121,7 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=6000)
     ap.add_argument("--warmup", type=int, default=400)
     ap.add_argument("--connections", type=int, default=8)
-    ap.add_argument("--workers", type=int, default=2, help="bridge processes (SO_REUSEPORT)")
+    ap.add_argument("--workers", type=int, default=2, help="bridge worker processes")
     ap.add_argument("--patients", type=int, default=2000, help="distinct patients in the mix")
     ap.add_argument("--window-ms", type=float, default=2.0, help="group-commit window")
     ap.add_argument("--commit-threads", type=int, default=1, help="committer threads/process")

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import multiprocessing
 import signal
+import socket
 from datetime import UTC, datetime
 
 import typer
@@ -30,12 +31,13 @@ def _configure_logging(level: str) -> None:
     configure(level)
 
 
-def _serve_process(lis: LisSettings, database_url: str, intake: IntakeRules) -> None:
+def _serve_process(lis: LisSettings, database_url: str, intake: IntakeRules,
+                   channel: socket.socket | None = None) -> None:
     from lis_bridge.server import run_bridge
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    task = loop.create_task(run_bridge(lis, database_url, intake))
+    task = loop.create_task(run_bridge(lis, database_url, intake, channel=channel))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
     with contextlib.suppress(asyncio.CancelledError):
@@ -69,13 +71,22 @@ def serve(
     if lis.workers <= 1:
         _serve_process(lis, url, intake)
         return
-    # Several processes accept on one port (SO_REUSEPORT): parsing is CPU-bound and the GIL
-    # would otherwise cap the bridge at one core. Each process group-commits on its own.
+    # Several processes: parsing and recording are CPU-bound and the GIL would otherwise cap
+    # the bridge at one core. This process accepts and hands each connection to the worker
+    # with the fewest (lis_bridge.dispatch); each worker group-commits on its own.
+    from lis_bridge.dispatch import ConnectionDispatcher
+
+    listener = socket.create_server((lis.host, lis.port), backlog=256)
     ctx_mp = multiprocessing.get_context("spawn")
-    procs = [ctx_mp.Process(target=_serve_process, args=(lis, url, intake), daemon=False)
-             for _ in range(lis.workers)]
+    pairs = [socket.socketpair() for _ in range(lis.workers)]
+    procs = [ctx_mp.Process(target=_serve_process, args=(lis, url, intake, theirs),
+                            daemon=False) for _ours, theirs in pairs]
     for p in procs:
         p.start()
+    for _ours, theirs in pairs:
+        theirs.close()
+    logger.info("MLLP listening on %s:%s, %d worker processes", lis.host, lis.port,
+                lis.workers)
 
     def _stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
@@ -83,8 +94,7 @@ def serve(
     # SIGTERM (docker stop, a supervisor) must stop the workers too, not orphan them.
     signal.signal(signal.SIGTERM, _stop)
     try:
-        for p in procs:
-            p.join()
+        ConnectionDispatcher(listener, [ours for ours, _theirs in pairs]).serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
@@ -93,6 +103,7 @@ def serve(
                 p.terminate()
         for p in procs:
             p.join(30)
+        listener.close()
 
 
 @app.command()

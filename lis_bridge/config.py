@@ -17,7 +17,7 @@ class LisSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the MLLP server listens on")
     port: int = Field(2575, description="MLLP port (2575 is the IANA-registered HL7 port)")
     workers: int = Field(
-        1, description="Server processes sharing the port (SO_REUSEPORT); each group-commits"
+        1, description="Server processes; connections are spread evenly, each group-commits"
     )
     max_message_bytes: int = Field(
         4 * 1024 * 1024, description="Larger frames are refused (AR) and the rest discarded"

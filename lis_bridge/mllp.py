@@ -159,17 +159,40 @@ class MllpServer:
         self.ssl_context = ssl_context
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._adopting: set[asyncio.Task[object]] = set()
+        #: Called after each connection ends (the dispatcher keeps count of them).
+        self.on_closed: Callable[[], None] | None = None
 
-    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+    async def start(self, host: str, port: int) -> int:
         """Listen on ``host:port`` (0 = any free port); return the bound port."""
         self._server = await asyncio.start_server(
-            self._serve, host, port, ssl=self.ssl_context, reuse_port=reuse_port or None,
+            self._serve, host, port, ssl=self.ssl_context,
             limit=64 * 1024,
         )
         sock = self._server.sockets[0]
         bound = sock.getsockname()[1]
         logger.info("MLLP listening on %s:%s%s", host, bound, " (TLS)" if self.ssl_context else "")
         return bound
+
+    def adopt(self, sock: socket.socket) -> None:
+        """Serve a connection accepted by another process (see ``lis_bridge.dispatch``)."""
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.StreamReaderProtocol:
+            return asyncio.StreamReaderProtocol(asyncio.StreamReader(limit=64 * 1024),
+                                                self._serve)
+
+        task = loop.create_task(loop.connect_accepted_socket(protocol, sock,
+                                                             ssl=self.ssl_context))
+        self._adopting.add(task)
+        task.add_done_callback(self._adopted)
+
+    def _adopted(self, task: asyncio.Task[object]) -> None:
+        self._adopting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.info("MLLP connection could not be set up: %s", task.exception())
+            if self.on_closed is not None:
+                self.on_closed()
 
     @property
     def connection_count(self) -> int:
@@ -248,6 +271,8 @@ class MllpServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+            if self.on_closed is not None:
+                self.on_closed()
 
 
 class MllpClient:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +41,7 @@ from hub.services.lab import (
 from lis_bridge import charset
 from lis_bridge.acks import AckOutcome, build_ack, refusal_info
 from lis_bridge.config import LisSettings
+from lis_bridge.dispatch import closed_notifier, receive_connections
 from lis_bridge.hl7_map import (
     ErrorCode,
     Header,
@@ -393,9 +395,7 @@ class LisBridge:
     async def start(self, host: str | None = None, port: int | None = None) -> int:
         """Listen; returns the bound port."""
         self.port = await self.server.start(
-            host or self.settings.host, self.settings.port if port is None else port,
-            reuse_port=self.settings.workers > 1,
-        )
+            host or self.settings.host, self.settings.port if port is None else port)
         return self.port
 
     async def close(self) -> None:
@@ -434,13 +434,23 @@ class LisBridge:
 
 
 async def run_bridge(settings: LisSettings, database_url: str, intake: IntakeRules,
-                     *, ready: asyncio.Event | None = None) -> None:
-    """Run one bridge process until cancelled."""
+                     *, ready: asyncio.Event | None = None,
+                     channel: socket.socket | None = None) -> None:
+    """Run one bridge process until cancelled.
+
+    Without ``channel`` it listens on the configured port itself; with one, it serves the
+    connections the dispatcher process hands over on it (``lis_bridge.dispatch``).
+    """
     bridge = LisBridge(settings, database_url, intake)
-    await bridge.start()
+    if channel is None:
+        await bridge.start()
     if ready is not None:
         ready.set()
     try:
-        await bridge.server.serve_forever()
+        if channel is None:
+            await bridge.server.serve_forever()
+        else:
+            bridge.server.on_closed = closed_notifier(channel)
+            await receive_connections(channel, bridge.server.adopt)
     finally:
         await bridge.close()

@@ -1,0 +1,96 @@
+"""Several bridge processes: connections spread evenly, and nothing outlives the parent."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from hub.db.lab_models import LabRawMessage
+from hub.db.session import session_scope
+from tests.conftest import free_port, make_database
+from tests.helpers import wait_for
+
+from .conftest import SyncMllp, msa
+from .test_lab_bad_input import oru
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def pg_url(tmp_path: Path) -> Iterator[str]:
+    yield from make_database("postgresql", tmp_path)
+
+
+def _start(url: str, port: int, log: Path, workers: int) -> subprocess.Popen:
+    env = {**os.environ, "YIGONG_DATABASE_URL": url, "YIGONG_LIS_PORT": str(port),
+           "YIGONG_LIS_HOST": "127.0.0.1"}
+    proc = subprocess.Popen([sys.executable, "-m", "lis_bridge", "--no-migrate", "--workers",
+                             str(workers), "--log-level", "debug"], cwd=REPO, env=env,
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"bridge did not start: {log.read_text()[-2000:]}")
+
+
+def _handed_to(log: Path) -> Counter[str]:
+    return Counter(re.findall(r"to worker (\d+) \(", log.read_text()))
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        out += [int(x) for x in (task / "children").read_text().split()]
+    return out
+
+
+def test_connections_are_spread_over_workers_and_die_with_the_parent(pg_url: str,
+                                                                      tmp_path: Path) -> None:
+    port, log = free_port(), tmp_path / "bridge.log"
+    proc = _start(pg_url, port, log, workers=2)
+    workers = [p for p in _children(proc.pid)
+               if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    assert len(workers) == 2
+    try:
+        wait_for(lambda: sum(_handed_to(log).values()) == 1, timeout=10)  # the start-up probe
+        clients = [SyncMllp(port) for _ in range(8)]
+        for round_ in range(3):
+            for n, client in enumerate(clients):
+                ack = client.send(oru(f"W{n}-{round_}"))
+                assert msa(ack)[1] == "AA", ack
+        # The probe closed at once, so the eight went four and four.
+        handed = _handed_to(log)
+        assert sum(handed.values()) == 9 and sorted(handed.values()) in ([4, 5], [5, 4])
+        for client in clients:
+            client.close()
+        with session_scope(pg_url) as s:
+            assert s.scalar(select(func.count()).select_from(LabRawMessage)) == 24
+
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        # The workers see the dispatcher's end of their channel close, finish and exit.
+        wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in workers), timeout=30)
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in workers:
+            if Path(f"/proc/{p}").exists():
+                os.kill(p, signal.SIGKILL)
