@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -16,12 +21,31 @@ from lis_bridge.config import LisSettings
 from lis_bridge.mllp import FrameDecoder, frame
 from lis_bridge.server import LisBridge
 
+REPO = Path(__file__).resolve().parents[3]
+
 
 @dataclass
 class RunningBridge:
     port: int
     url: str
     bridge: LisBridge
+
+
+def start_bridge_process(url: str, port: int, log: Path, *args: str) -> subprocess.Popen:
+    """``python -m lis_bridge`` as a real process on ``port``; returns once it accepts."""
+    env = {**os.environ, "YIGONG_DATABASE_URL": url, "YIGONG_LIS_PORT": str(port),
+           "YIGONG_LIS_HOST": "127.0.0.1"}
+    proc = subprocess.Popen([sys.executable, "-m", "lis_bridge", "--no-migrate", *args],
+                            cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"bridge did not start: {log.read_text()[-2000:]}")
 
 
 def start_bridge(url: str, **overrides: object) -> tuple[RunningBridge, callable]:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,9 +18,9 @@ from hub.db.session import session_scope
 from lis_bridge.mllp import FrameDecoder, frame
 from tests.conftest import free_port, make_database
 
+from .conftest import start_bridge_process
 from .test_lab_bad_input import oru
 
-REPO = Path(__file__).resolve().parents[3]
 TOTAL = 1000
 SENDERS = 4
 
@@ -31,22 +28,6 @@ SENDERS = 4
 @pytest.fixture
 def pg_url(tmp_path: Path) -> Iterator[str]:
     yield from make_database("postgresql", tmp_path)
-
-
-def _start(url: str, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "YIGONG_DATABASE_URL": url, "YIGONG_LIS_PORT": str(port),
-           "YIGONG_LIS_HOST": "127.0.0.1"}
-    proc = subprocess.Popen([sys.executable, "-m", "lis_bridge", "--no-migrate"], cwd=REPO,
-                            env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"bridge did not start: {log.read_text()[-2000:]}")
 
 
 def _sender(port: int, ids: list[str], acked: dict[str, str], stop: threading.Event) -> None:
@@ -82,7 +63,7 @@ def _sender(port: int, ids: list[str], acked: dict[str, str], stop: threading.Ev
 def test_kill_9_during_burst_loses_and_duplicates_nothing(pg_url: str, tmp_path: Path):
     port = free_port()
     log = tmp_path / "bridge.log"
-    proc = _start(pg_url, port, log)
+    proc = start_bridge_process(pg_url, port, log)
     ids = [f"K9-{n:05d}" for n in range(TOTAL)]
     acked: dict[str, str] = {}
     stop = threading.Event()
@@ -100,7 +81,7 @@ def test_kill_9_during_burst_loses_and_duplicates_nothing(pg_url: str, tmp_path:
         proc.wait(10)
         killed_at = len(acked)
         time.sleep(0.5)
-        proc = _start(pg_url, port, log)
+        proc = start_bridge_process(pg_url, port, log)
         for t in threads:
             t.join(120)
         assert all(not t.is_alive() for t in threads)

@@ -6,9 +6,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,32 +18,13 @@ from hub.db.session import session_scope
 from tests.conftest import free_port, make_database
 from tests.helpers import wait_for
 
-from .conftest import SyncMllp, msa
+from .conftest import SyncMllp, msa, start_bridge_process
 from .test_lab_bad_input import oru
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
 def pg_url(tmp_path: Path) -> Iterator[str]:
     yield from make_database("postgresql", tmp_path)
-
-
-def _start(url: str, port: int, log: Path, workers: int) -> subprocess.Popen:
-    env = {**os.environ, "YIGONG_DATABASE_URL": url, "YIGONG_LIS_PORT": str(port),
-           "YIGONG_LIS_HOST": "127.0.0.1"}
-    proc = subprocess.Popen([sys.executable, "-m", "lis_bridge", "--no-migrate", "--workers",
-                             str(workers), "--log-level", "debug"], cwd=REPO, env=env,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"bridge did not start: {log.read_text()[-2000:]}")
 
 
 def _handed_to(log: Path) -> Counter[str]:
@@ -63,7 +41,7 @@ def _children(pid: int) -> list[int]:
 def test_connections_are_spread_over_workers_and_die_with_the_parent(pg_url: str,
                                                                       tmp_path: Path) -> None:
     port, log = free_port(), tmp_path / "bridge.log"
-    proc = _start(pg_url, port, log, workers=2)
+    proc = start_bridge_process(pg_url, port, log, "--workers", "2", "--log-level", "debug")
     workers = [p for p in _children(proc.pid)
                if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
     assert len(workers) == 2
