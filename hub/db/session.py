@@ -66,7 +66,10 @@ class HeldConnection:
 
     On PostgreSQL the connection is told not to choose sequential scans or hash joins: every
     statement a batch writer runs looks rows up by key, and on a young database (small tables,
-    no statistics yet) the planner would pick scans whose cost grows with the tables.
+    no statistics yet) the planner would pick scans whose cost grows with the tables. JIT is
+    off for the same connection: a plan that must still scan (the institutions list) gets the
+    huge cost estimate of a disabled node, which would make PostgreSQL JIT-compile a statement
+    that runs in microseconds.
     """
 
     def __init__(self, url: str) -> None:
@@ -83,6 +86,7 @@ class HeldConnection:
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql("SET enable_seqscan = off")
                 conn.exec_driver_sql("SET enable_hashjoin = off")
+                conn.exec_driver_sql("SET jit = off")
                 conn.commit()
         return Session(bind=conn, expire_on_commit=False)
 
