@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import select
 
 from hub.db.lab_models import LabRawMessage
 from hub.db.session import session_scope
 from lis_bridge import server
+from tests.conftest import PG_ADMIN_URL, make_database
 
 from .conftest import SyncMllp, err, msa, start_bridge
 from .test_lab_bad_input import oru
@@ -92,3 +94,32 @@ def test_same_message_on_two_connections_in_one_batch_is_stored_once(db_url: str
     assert len(acks) == 2 and acks[0] == acks[1] and msa(acks[0])[1] == "AA"
     with session_scope(db_url) as s:
         assert len(s.scalars(select(LabRawMessage)).all()) == 1
+
+
+def test_a_broken_database_connection_is_replaced(tmp_path: Path):
+    """The committer keeps its connection; when it breaks, the frame on it gets no ACK, and the
+    sender's re-send is recorded on a new connection."""
+    databases = make_database("postgresql", tmp_path)
+    url = next(databases)
+    running, stop = start_bridge(url)
+    try:
+        c = SyncMllp(running.port, timeout=10)
+        assert msa(c.send(oru("HELD-1")))[1] == "AA"
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                   " WHERE datname = %s AND pid <> pg_backend_pid()",
+                                   (name,)).fetchone()[0]
+        assert killed >= 1
+        with pytest.raises(ConnectionError):
+            c.send(oru("HELD-2"))
+        c.close()
+        c = SyncMllp(running.port, timeout=10)
+        assert msa(c.send(oru("HELD-2")))[1] == "AA"
+        c.close()
+    finally:
+        stop()
+        with session_scope(url) as s:
+            stored = s.scalars(select(LabRawMessage.control_id)).all()
+        next(databases, None)
+    assert sorted(stored) == ["HELD-1", "HELD-2"]
