@@ -13,7 +13,6 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, _config, evt
-from pynetdicom.dsutils import encode_file_meta
 from pynetdicom.sop_class import ModalityWorklistInformationFind, Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -21,7 +20,7 @@ from dicom_node.config import NodeSettings
 from dicom_node.ledger import Ledger
 from dicom_node.metrics import METRICS
 from dicom_node.mwl import make_find_handler
-from dicom_node.spool import InstanceInfo, Spool, parse_instance
+from dicom_node.spool import InstanceInfo, Spool, parse_dataset
 from dicom_node.statuses import StoreStatus, store_guard
 from dicom_node.transports import set_nodelay
 from dicom_node.worklist import WorklistStore
@@ -33,8 +32,6 @@ logger = logging.getLogger(__name__)
 _config.UNRESTRICTED_STORAGE_SERVICE = True
 
 Submit = Callable[[Path, InstanceInfo], None]
-
-_PREAMBLE = b"\x00" * 128 + b"DICM"
 
 
 def make_store_handler(
@@ -49,7 +46,8 @@ def make_store_handler(
 
     Returns:
         A handler that answers 0x0000 only after the file is renamed into the spool and the
-        directory fsynced, and a failure status (with ErrorComment) otherwise.
+        directory fsynced, and a failure status (with ErrorComment) otherwise. The dataset
+        is stored as received: its element framing is checked, its values never decoded.
     """
 
     @store_guard
@@ -59,28 +57,18 @@ def make_store_handler(
         # Refuse before parsing when the disk cannot take it: cheap, and 0xA700 tells the
         # modality to keep the image and retry, instead of believing it was archived.
         spool.check_room(len(body) + 1024)
-        calling_aet = str(event.assoc.requestor.ae_title).strip()
-        meta = event.file_meta
-        # (0002,0016) records who sent the file, so a restarted node still knows the study's
-        # source AE title from the spool file alone.
-        meta.SourceApplicationEntityTitle = calling_aet[:16]
-        data = b"".join((_PREAMBLE, encode_file_meta(meta), body))
-        info = parse_instance(
-            data,
+        info, head = parse_dataset(
+            body,
+            str(event.context.transfer_syntax),
             expected_sop_class=str(event.request.AffectedSOPClassUID or ""),
-            calling_aet=calling_aet,
+            calling_aet=str(event.assoc.requestor.ae_title).strip(),
         )
-        if info.sop_instance_uid != str(meta.MediaStorageSOPInstanceUID):
-            # The request named another UID than the dataset holds; the dataset wins, and the
-            # file meta must agree with it for the raw-bytes forwarder.
-            meta.MediaStorageSOPInstanceUID = info.sop_instance_uid
-            data = b"".join((_PREAMBLE, encode_file_meta(meta), body))
-        path = spool.put(data, info)
+        path = spool.put(body, info, head=head)
         ledger.record_received(info)
         if submit is not None:
             submit(path, info)
         METRICS.received.inc()
-        METRICS.received_bytes.inc(len(data))
+        METRICS.received_bytes.inc(info.size)
         METRICS.store_seconds.observe(time.perf_counter() - start)
         return StoreStatus.SUCCESS
 

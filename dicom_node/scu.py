@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID
-from pynetdicom.dsutils import split_dataset
+
+from dicom_node.part10 import FileMeta, read_file_meta
 
 APPLICATION_CONTEXT = b"1.2.840.10008.3.1.1.1"
 IMPLEMENTATION_VERSION = b"YIGONG_NODE_1"
@@ -256,20 +257,26 @@ class StoreScu:
         """Send a DICOM file's dataset exactly as stored (no decode, no re-encode).
 
         Raises:
+            MalformedDicom: the file has no readable file meta.
+            KeyError: no accepted context for the file's SOP class and transfer syntax.
+            ScuError: the association broke; it is closed.
+        """
+        data = path.read_bytes()
+        return self.store(data, read_file_meta(data))
+
+    def store(self, data: bytes, meta: FileMeta) -> StoreResult:
+        """Send the dataset of a DICOM file already read (``data``, its meta parsed as ``meta``).
+
+        Raises:
             KeyError: no accepted context for the file's SOP class and transfer syntax.
             ScuError: the association broke; it is closed.
         """
         assert self.assoc is not None, "associate() first"
-        meta, offset = split_dataset(path)
-        sop_class = str(meta.MediaStorageSOPClassUID)
-        sop_instance = str(meta.MediaStorageSOPInstanceUID)
-        tsyntax = str(meta.TransferSyntaxUID)
-        cx_id = self.assoc.accepted[(sop_class, tsyntax)]
-        with open(path, "rb") as f:
-            f.seek(offset)
-            dataset = f.read()
+        cx_id = self.assoc.accepted[(meta.sop_class_uid, meta.transfer_syntax_uid)]
+        dataset = memoryview(data)[meta.dataset_offset:]
         self.assoc.message_id = (self.assoc.message_id % 0xFFFF) + 1
-        command = encode_store_rq(self.assoc.message_id, sop_class, sop_instance)
+        command = encode_store_rq(self.assoc.message_id, meta.sop_class_uid,
+                                  meta.sop_instance_uid)
         max_pdu = self.assoc.max_pdu
         try:
             self.assoc.sock.sendall(

@@ -17,27 +17,23 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
+import itertools
 import logging
 import os
 import re
 import shutil
-import threading
-import uuid
-import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
-from pydicom.errors import InvalidDicomError
-from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from dicom_node.part10 import MalformedDicom, encode_file_meta, scan_dataset
 from dicom_node.statuses import CannotUnderstand, OutOfResources, SopClassMismatch
 
 logger = logging.getLogger(__name__)
 
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-_UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,88 +46,56 @@ class InstanceInfo:
     series_instance_uid: str
     transfer_syntax_uid: str
     calling_aet: str = ""
+    #: Bytes of the spool file (file meta included).
     size: int = 0
 
 
-def parse_instance(
-    data: bytes, *, expected_sop_class: str | None = None, calling_aet: str = ""
-) -> InstanceInfo:
-    """Check that ``data`` (a DICOM file with meta) is whole and has the UIDs we need.
+def parse_dataset(
+    body: bytes, transfer_syntax_uid: str, *, expected_sop_class: str | None = None,
+    calling_aet: str = "",
+) -> tuple[InstanceInfo, bytes]:
+    """Check a received dataset and build the file meta it is spooled with.
 
     Args:
-        data: preamble + file meta + dataset, as pynetdicom's ``encoded_dataset()`` gives it.
+        body: the dataset as the modality encoded it (no file meta).
+        transfer_syntax_uid: of the presentation context it arrived on.
         expected_sop_class: the C-STORE request's Affected SOP Class UID, if any.
         calling_aet: stored with the instance for the study's origin.
 
     Returns:
-        The instance's identifiers.
+        The instance's identifiers, and the preamble + file meta to write before ``body``.
+        The meta names the dataset's own SOP Instance UID (the dataset wins over the request),
+        because the forwarder sends the file's dataset under the UID its meta gives.
 
     Raises:
-        CannotUnderstand: not DICOM, truncated, or a required UID missing.
+        CannotUnderstand: not DICOM (bad element framing), truncated, or a required UID
+            missing.
         SopClassMismatch: the dataset's SOP Class UID differs from ``expected_sop_class``.
     """
     try:
-        ds = pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, EOFError, zlib.error) as exc:
-        raise CannotUnderstand(f"not a DICOM dataset: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on garbage input
-        raise CannotUnderstand(f"unreadable dataset: {type(exc).__name__}") from exc
-    tsyntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
-    if tsyntax != DeflatedExplicitVRLittleEndian:
-        # Deflated data is checked by zlib above; offsets below are into the raw stream.
-        _check_complete(ds, len(data))
-    try:
-        sop = str(ds.get("SOPInstanceUID", "") or "").strip()
-        sop_class = str(ds.get("SOPClassUID", "") or "").strip()
-        study = str(ds.get("StudyInstanceUID", "") or "").strip()
-        series = str(ds.get("SeriesInstanceUID", "") or "").strip()
-    except Exception as exc:  # noqa: BLE001 - a value that fails to decode
-        raise CannotUnderstand(f"unreadable identifiers: {type(exc).__name__}") from exc
-    if not sop:
+        ids = scan_dataset(body, transfer_syntax_uid)
+    except MalformedDicom as exc:
+        raise CannotUnderstand(str(exc)) from exc
+    if not ids.sop_instance_uid:
         raise CannotUnderstand("SOPInstanceUID (0008,0018) missing")
-    if not study:
+    if not ids.study_instance_uid:
         raise CannotUnderstand("StudyInstanceUID (0020,000D) missing")
-    if not series:
+    if not ids.series_instance_uid:
         raise CannotUnderstand("SeriesInstanceUID (0020,000E) missing")
-    if expected_sop_class and sop_class and sop_class != expected_sop_class:
-        raise SopClassMismatch(f"SOP class {sop_class} differs from request")
-    return InstanceInfo(
-        sop_instance_uid=sop,
-        sop_class_uid=sop_class or (expected_sop_class or ""),
-        study_instance_uid=study,
-        series_instance_uid=series,
-        transfer_syntax_uid=tsyntax,
+    if expected_sop_class and ids.sop_class_uid and ids.sop_class_uid != expected_sop_class:
+        raise SopClassMismatch(f"SOP class {ids.sop_class_uid} differs from request")
+    sop_class = ids.sop_class_uid or (expected_sop_class or "")
+    head = encode_file_meta(sop_class, ids.sop_instance_uid, transfer_syntax_uid, calling_aet)
+    info = InstanceInfo(
+        sop_instance_uid=ids.sop_instance_uid,
+        sop_class_uid=sop_class,
+        study_instance_uid=ids.study_instance_uid,
+        series_instance_uid=ids.series_instance_uid,
+        transfer_syntax_uid=transfer_syntax_uid,
         calling_aet=calling_aet,
-        size=len(data),
+        size=len(head) + len(body),
     )
-
-
-def _check_complete(ds: pydicom.Dataset, total: int) -> None:
-    """Raise CannotUnderstand unless the top-level elements account for every byte.
-
-    pydicom reads a truncated stream without complaint (a short last value, or it simply
-    stops), so we compare each element's declared length with what is there.
-    """
-    end = 0
-    for tag, raw in ds._dict.items():
-        length = getattr(raw, "length", None)
-        tell = getattr(raw, "value_tell", None)
-        value = getattr(raw, "value", None)
-        if length is None or tell is None:
-            continue  # already converted: cannot be truncated in a way we can see
-        if length == _UNDEFINED_LENGTH:
-            # Value excludes the 8-byte sequence delimitation item that must follow it.
-            size = len(value) if value is not None else 0
-            elem_end = tell + size + 8
-        else:
-            if value is not None and len(value) != length:
-                raise CannotUnderstand(f"truncated at element {tag}")
-            elem_end = tell + length
-        end = max(end, elem_end)
-    if end == 0:
-        raise CannotUnderstand("empty or unreadable dataset")
-    if end != total:
-        raise CannotUnderstand("truncated dataset" if end > total else "trailing bytes")
+    return info, head
 
 
 def spool_name(sop_instance_uid: str) -> str:
@@ -155,7 +119,7 @@ class Spool:
         for d in (self.tmp, self.queue, self.inflight, self.quarantine_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._queue_fd = os.open(self.queue, os.O_RDONLY | os.O_DIRECTORY)
-        self._dir_lock = threading.Lock()
+        self._tmp_seq = itertools.count()
 
     def close(self) -> None:
         """Release the directory handle."""
@@ -222,21 +186,22 @@ class Spool:
         """Where the queued file of this instance lives (whether or not it exists)."""
         return self.queue / spool_name(sop_instance_uid)
 
-    def put(self, data: bytes, info: InstanceInfo) -> Path:
-        """Write one instance durably into the queue and return its path.
+    def put(self, data: bytes, info: InstanceInfo, head: bytes = b"") -> Path:
+        """Write ``head`` + ``data`` durably into the queue as one instance; return its path.
+
+        The two parts are written with one vectored write, so the received dataset is never
+        copied just to put the file meta in front of it.
 
         Raises:
             OutOfResources: the disk is (nearly) full; nothing was kept.
         """
-        self.check_room(len(data))
-        tmp = self.tmp / f"{uuid.uuid4().hex}.part"
+        self.check_room(len(head) + len(data))
+        # Unique within this process; tmp/ is emptied at start, and O_EXCL guards the rest.
+        tmp = self.tmp / f"{os.getpid()}-{next(self._tmp_seq)}.part"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
             try:
-                view = memoryview(data)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
+                _write_all(fd, (head, data))
                 # fdatasync flushes the data and the size needed to read it back, but not the
                 # timestamps: one journal commit fewer per image than fsync, same guarantee.
                 os.fdatasync(fd)
@@ -291,6 +256,19 @@ class Spool:
     def disk_usage(self) -> shutil._ntuple_diskusage:
         """Total/used/free of the spool filesystem."""
         return shutil.disk_usage(self.root)
+
+
+def _write_all(fd: int, parts: Sequence[bytes]) -> None:
+    """Write every part in order, resuming after short writes."""
+    views = [memoryview(p) for p in parts if p]
+    while views:
+        written = os.writev(fd, views)
+        while written:
+            if written >= len(views[0]):
+                written -= len(views.pop(0))
+            else:
+                views[0] = views[0][written:]
+                written = 0
 
 
 def read_info(path: Path) -> InstanceInfo:

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Protocol
 
 import requests
-from pydicom.filereader import read_file_meta_info
 from pynetdicom import evt
 from requests.adapters import HTTPAdapter
 
 from dicom_node.config import Compression, NodeSettings
+from dicom_node.part10 import read_file_meta
 from dicom_node.scu import AssociationRejected, ScuError, StoreScu
 from dicom_node.spool import InstanceInfo
 from dicom_node.statuses import HubUnavailable, InstanceRefused, is_success, is_transient
@@ -93,14 +93,15 @@ class DicomTransport:
     def send(self, path: Path, info: InstanceInfo) -> None:
         """C-STORE ``path``; raises HubUnavailable or InstanceRefused unless it was stored."""
         try:
+            data = path.read_bytes()
             # The file's own meta, not the queued info: a re-sent instance may have replaced
             # the file with another transfer syntax since it was queued.
-            meta = read_file_meta_info(path)
-            key = (str(meta.MediaStorageSOPClassUID), str(meta.TransferSyntaxUID))
+            meta = read_file_meta(data)
         except FileNotFoundError:
             raise
         except Exception as exc:  # noqa: BLE001 - a damaged spool file
             raise InstanceRefused(f"unreadable spool file: {exc}") from exc
+        key = (meta.sop_class_uid, meta.transfer_syntax_uid)
         self._want(key)
         fresh = False
         idle = time.monotonic() - self._last_used
@@ -116,14 +117,14 @@ class DicomTransport:
             if not self.scu.accepts(*key):
                 raise InstanceRefused(f"hub accepts no context for {key[0]} in {key[1]}")
         try:
-            result = self.scu.store_file(path)
+            result = self.scu.store(data, meta)
         except ScuError as exc:
             if fresh:
                 raise HubUnavailable(str(exc)) from exc
             # A reused association may have been closed by the hub while idle: retry once.
             self._associate()
             try:
-                result = self.scu.store_file(path)
+                result = self.scu.store(data, meta)
             except ScuError as exc2:
                 raise HubUnavailable(str(exc2)) from exc2
         self._last_used = time.monotonic()

@@ -10,7 +10,8 @@ import pydicom
 import pytest
 from pydicom.uid import MRImageStorage
 
-from dicom_node.spool import InstanceInfo, Spool, parse_instance, read_info, spool_name
+from dicom_node.part10 import MalformedDicom, read_file_meta
+from dicom_node.spool import InstanceInfo, Spool, parse_dataset, read_info, spool_name
 from dicom_node.statuses import CannotUnderstand, OutOfResources, SopClassMismatch
 from tests.conftest import SHARED_TESTDATA
 
@@ -23,6 +24,19 @@ def _bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def _received(data: bytes) -> tuple[bytes, str]:
+    """A file as the SCP receives it: the dataset bytes and the context's transfer syntax."""
+    try:
+        meta = read_file_meta(data)
+    except MalformedDicom as exc:
+        raise CannotUnderstand(str(exc)) from exc
+    return data[meta.dataset_offset:], meta.transfer_syntax_uid
+
+
+def parse_instance(data: bytes, **kwargs: str) -> InstanceInfo:
+    return parse_dataset(*_received(data), **kwargs)[0]
+
+
 @pytest.mark.parametrize("path", SINGLES, ids=lambda p: p.name)
 def test_whole_files_parse_or_are_refused_for_a_missing_uid(path):
     data = _bytes(path)
@@ -31,10 +45,17 @@ def test_whole_files_parse_or_are_refused_for_a_missing_uid(path):
         with pytest.raises(CannotUnderstand, match="StudyInstanceUID"):
             parse_instance(data)
         return
-    info = parse_instance(data, calling_aet="CT1")
+    body, tsyntax = _received(data)
+    info, head = parse_dataset(body, tsyntax, calling_aet="CT1")
     assert info.sop_instance_uid == ds.SOPInstanceUID
     assert info.calling_aet == "CT1"
-    assert info.size == len(data)
+    assert info.size == len(head) + len(body)
+    # The spool file (our meta + the dataset as received) reads back with pydicom.
+    spooled = pydicom.dcmread(io.BytesIO(head + body))
+    assert spooled.SOPInstanceUID == ds.SOPInstanceUID
+    assert spooled.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert spooled.file_meta.TransferSyntaxUID == tsyntax
+    assert spooled.file_meta.SourceApplicationEntityTitle == "CT1"
 
 
 @pytest.mark.parametrize("path", SINGLES, ids=lambda p: p.name)
