@@ -488,8 +488,10 @@ def parse_body(msg: Er7Message, header: Header, kind: MessageKind, local: tzinfo
     grouped OUL/OML layouts without a structure definition per message type.
 
     Raises:
-        Hl7ContentError: no PID, no OBR, an OBR without order numbers, a bad OBX value.
+        Hl7ContentError: no PID, no OBR, an OBR without order numbers, a bad OBX value, a NUL
+            character in a field (no text column can store it).
     """
+    _refuse_nul(msg)
     pid: _Seg | None = None
     groups: list[dict[str, object]] = []
     orc: _Seg | None = None
@@ -588,6 +590,16 @@ def parse_body(msg: Er7Message, header: Header, kind: MessageKind, local: tzinfo
                 received_at=parse_dtm((spm.comp(18, 1) if spm else "") or obr.comp(14, 1), local),
             ))
     return out
+
+
+def _refuse_nul(msg: Er7Message) -> None:
+    counters: dict[str, int] = {}
+    for seg in msg:
+        counters[seg[0]] = counters.get(seg[0], 0) + 1
+        for n, value in enumerate(seg):
+            if "\x00" in value:
+                raise Hl7ContentError(ErrorCode.DATA_TYPE, f"{seg[0]}^{counters[seg[0]]}^{n}",
+                                      "NUL character (0x00) in the field")
 
 
 def _derived_status(obs: list[Observation]) -> ResultStatus:

@@ -128,12 +128,13 @@ class FramePreparer:
         return Inbound(
             raw=raw, peer=peer, received_at=received_at,
             make_ack=self.ack_builder(header, codec),
-            sender=header.sender[:200] if header else None,
-            control_id=header.control_id[:64] if header else None,
-            sending_application=header.sending_application[:200] if header else None,
-            message_type=(f"{header.message_code}^{header.trigger_event}"[:32]
+            sender=_column_text(header.sender, 200) if header else None,
+            control_id=_column_text(header.control_id, 64) if header else None,
+            sending_application=(_column_text(header.sending_application, 200) if header
+                                 else None),
+            message_type=(_column_text(f"{header.message_code}^{header.trigger_event}", 32)
                           if header else None),
-            version=header.version[:16] if header else None,
+            version=_column_text(header.version, 16) if header else None,
             charset=codec,
             facility_codes=header.facility_codes if header else [],
             refuse=refusal_info,
@@ -153,6 +154,11 @@ class FramePreparer:
         info = ErrorInfo("AR", "MSH", int(ErrorCode.INTERNAL_ERROR),
                          f"message larger than {exc.limit} bytes refused")
         return self._inbound(exc.head, peer, received_at, header, codec, error=info)
+
+
+def _column_text(value: str, size: int) -> str:
+    # A NUL cannot be stored in a text column; the frame itself is kept byte for byte.
+    return value.replace("\x00", "")[:size]
 
 
 # --------------------------------------------------------------------------- group commit

@@ -8,8 +8,8 @@ On PostgreSQL they bypass SQLAlchemy's statement machinery and send fixed SQL th
 session's psycopg connection: keys to look up as arrays (``unnest``), rows to insert as one JSON
 document (``json_populate_recordset``). The SQL text does not depend on the batch size, so
 psycopg prepares it once; measured here, a lookup of 8 keys costs ~50 µs of CPU this way against
-~400 µs through a Core ``tuple_().in_()``. Other databases (SQLite, the
-embedded default) run the equivalent Core statements.
+~400 µs through a Core ``tuple_().in_()``. Other databases (SQLite, the embedded default) run
+the equivalent Core statements.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def insert_returning_ids(session: Session, table: Table,
         names = tuple(rows[0])
         result = _pg_cursor(session).execute(_pg_insert_sql(table, names, True),
                                              _pg_rows(rows))
-        # The rows are inserted in ``ord`` order, so their sequence values ascend with it.
+        # The rows are inserted in the order given (ORDER BY ordinality), so their sequence
+        # values ascend with it.
         return sorted(row[0] for row in result)
     result = session.connection().execute(
         table.insert().returning(table.c.id, sort_by_parameter_order=True), list(rows))

@@ -203,3 +203,17 @@ def test_utf8_declared_and_undeclared(bridge: RunningBridge):
     with session_scope(bridge.url) as s:
         names = sorted(i.patient_name for i in s.scalars(select(WorklistItem)))
     assert names == ["张OK", "李四"]
+
+
+def test_nul_characters_get_ae_naming_the_field_and_the_frame_is_kept(bridge: RunningBridge):
+    c = SyncMllp(bridge.port)
+    ack = c.send(oru("NUL-1").replace(b"mmol/L", b"mm\x00ol/L"))
+    assert msa(ack)[1:3] == ["AE", "NUL-1"] and "|OBX^1^6|" in err(ack) and "102^" in err(ack)
+    # In MSH too: the sending facility loses the NUL in the stored key, the frame keeps it.
+    ack = c.send(oru("NUL-2").replace(b"|BRANCH1|", b"|BRANCH\x001|", 1))
+    assert msa(ack)[1:3] == ["AE", "NUL-2"] and "|MSH^1^4|" in err(ack)
+    assert msa(c.send(oru("AFTER-NUL")))[1] == "AA"
+    c.close()
+    assert b"mm\x00ol/L" in bytes(_row(bridge.url, control_id="NUL-1").raw)
+    row = _row(bridge.url, control_id="NUL-2")
+    assert row.sending_facility == "BRANCH1" and b"BRANCH\x001" in bytes(row.raw)
