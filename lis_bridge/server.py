@@ -200,7 +200,8 @@ class GroupCommitter:
         # original mode): once all of them have one queued or being recorded, waiting out the
         # rest of the window would only delay the batch.
         self._connections = connections
-        self._recording = 0
+        self._recording = 0  # frames in batches being recorded; under _recording_lock
+        self._recording_lock = threading.Lock()
         self.institutions = InstitutionMap()
         self.stats = CommitStats()
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -259,11 +260,13 @@ class GroupCommitter:
                     break
                 batch.append(nxt)
             jobs = [j for j in batch if isinstance(j, _Job)]
-            self._recording += len(jobs)
+            with self._recording_lock:
+                self._recording += len(jobs)
             try:
                 self._process(jobs)
             finally:
-                self._recording -= len(jobs)
+                with self._recording_lock:
+                    self._recording -= len(jobs)
             if stop:
                 return
 
