@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -42,9 +43,17 @@ def test_connections_are_spread_over_workers_and_die_with_the_parent(pg_url: str
                                                                       tmp_path: Path) -> None:
     port, log = free_port(), tmp_path / "bridge.log"
     proc = start_bridge_process(pg_url, port, log, "--workers", "2", "--log-level", "debug")
-    workers = [p for p in _children(proc.pid)
-               if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
-    assert len(workers) == 2
+
+    def spawned_workers() -> list[int]:
+        found = []
+        for p in _children(proc.pid):
+            with contextlib.suppress(FileNotFoundError):
+                if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes():
+                    found.append(p)
+        return found
+
+    # The parent listens before its workers have started: they appear a moment later.
+    workers = wait_for(lambda: len(spawned_workers()) == 2 and spawned_workers(), timeout=30)
     try:
         wait_for(lambda: sum(_handed_to(log).values()) == 1, timeout=10)  # the start-up probe
         clients = [SyncMllp(port) for _ in range(8)]
