@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pydicom
 
@@ -67,3 +67,25 @@ class HisListener:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def sign_and_deliver_setup(server: Any) -> tuple[HisListener, Any, list[bytes]]:
+    """Make a running hub able to sign (a CA, keys for dr.li and dr.zhao) and to deliver to a
+    HIS listener for BR01. Returns the listener, the LIS settings and the CA's trust roots."""
+    from hub.clock import utcnow
+    from hub.db.session import session_scope
+    from hub.reports import ca
+    from lis_bridge.config import LisSettings
+    from tests.conftest import free_port
+
+    his = HisListener()
+    lis = LisSettings(his_endpoints={"BR01": f"127.0.0.1:{his.port}"}, outbound_timeout=10,
+                      port=free_port())
+    server.app.state.lis_settings = lis
+    phrase = ca.key_passphrase(server.settings.resolved_secret_key())
+    with session_scope(server.db_url) as s:
+        ca.init_ca(s, phrase, utcnow())
+        for user in ("dr.li", "dr.zhao"):
+            ca.issue(s, user, phrase, utcnow())
+        roots = ca.trust_roots(s)
+    return his, lis, roots

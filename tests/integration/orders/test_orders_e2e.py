@@ -16,11 +16,9 @@ from hub.clock import utcnow
 from hub.db.order_models import ImagingOrder, OrderStatusUpdate
 from hub.db.session import session_scope
 from hub.demo import synthetic_ct
-from hub.reports import ca
 from hub.services.delivery import deliver_and_sync
-from lis_bridge.config import LisSettings
-from tests.conftest import DEMO_PASSWORD, free_port
-from tests.helpers import HisListener, wait_for
+from tests.conftest import DEMO_PASSWORD
+from tests.helpers import sign_and_deliver_setup, wait_for
 from tests.integration.lab.conftest import SyncMllp, msa, start_bridge
 from tests.integration.node.conftest import scu_send
 
@@ -42,15 +40,7 @@ def _node_settings(tmp_path: Path, orthanc, hub_server) -> NodeSettings:
 def test_his_order_to_modality_worklist_to_signed_report_back_to_the_orderer(
         hub_server, orthanc, orthanc_client, start_node, tmp_path):
     server = hub_server
-    his = HisListener()
-    lis = LisSettings(his_endpoints={"BR01": f"127.0.0.1:{his.port}"}, outbound_timeout=10,
-                      port=free_port())
-    server.app.state.lis_settings = lis
-    phrase = ca.key_passphrase(server.settings.resolved_secret_key())
-    with session_scope(server.db_url) as s:
-        ca.init_ca(s, phrase, utcnow())
-        for user in ("dr.li", "dr.zhao"):
-            ca.issue(s, user, phrase, utcnow())
+    his, lis, _roots = sign_and_deliver_setup(server)
     bridge, stop_bridge = start_bridge(server.db_url)
     node = start_node(_node_settings(tmp_path, orthanc, server))
     try:

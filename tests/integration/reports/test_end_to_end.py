@@ -13,16 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from hub.clock import utcnow
-from hub.db.session import session_scope
 from hub.demo import synthetic_ct
 from hub.demo.run import send_datasets
-from hub.reports import ca
 from hub.reports.verify import validate_pdf
 from hub.services.delivery import ENCAPSULATED_PDF_STORAGE, deliver_and_sync
-from lis_bridge.config import LisSettings
-from tests.conftest import REPO, free_port
-from tests.helpers import HisListener, wait_for
+from tests.conftest import REPO
+from tests.helpers import sign_and_deliver_setup, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,16 +36,7 @@ def run_verify_cli(path: Path, server, *extra: str) -> subprocess.CompletedProce
 
 def test_cstore_to_signed_delivered_report(hub_server, orthanc, orthanc_client, tmp_path):
     server = hub_server
-    his = HisListener()
-    lis = LisSettings(his_endpoints={"BR01": f"127.0.0.1:{his.port}"}, outbound_timeout=10,
-                      port=free_port())
-    server.app.state.lis_settings = lis
-    phrase = ca.key_passphrase(server.settings.resolved_secret_key())
-    with session_scope(server.db_url) as s:
-        ca.init_ca(s, phrase, utcnow())
-        for user in ("dr.li", "dr.zhao"):
-            ca.issue(s, user, phrase, utcnow())
-        ca_pem = ca.trust_roots(s)
+    his, lis, ca_pem = sign_and_deliver_setup(server)
 
     study = synthetic_ct(slices=6)
     assert send_datasets(study, orthanc.config.dicom_port, "YIGONG", "BR01-CT") == len(study)
