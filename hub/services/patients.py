@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -63,10 +64,7 @@ def resolve_patient(session: Session, institution_code: str, ref: PatientRef) ->
         patient = session.scalar(select(Patient).where(Patient.insurance_no == demo.insurance_no))
     is_new = patient is None
     if patient is None:
-        patient = Patient(name=demo.name, birth_date=demo.birth_date,
-                          sex=(demo.sex or "")[:1].upper() or None,
-                          national_id=demo.national_id, insurance_no=demo.insurance_no,
-                          created_at=utcnow())
+        patient = Patient(**_new_patient_values(demo, utcnow()))
         session.add(patient)
         session.flush()
     else:
@@ -76,7 +74,7 @@ def resolve_patient(session: Session, institution_code: str, ref: PatientRef) ->
                                       patient_id=patient.id))
         session.flush()
     if is_new:
-        _suggest_links(session, patient, demo)
+        _suggest_links(session, [(patient.id, demo)], utcnow())
     return patient
 
 
@@ -101,7 +99,7 @@ def resolve_patients(session: Session,
         found = known.get((inst, ref.local_id)) if ref.local_id else None
         if found is None:
             pending.append(n)
-        elif _has_gaps(found, ref.demographics()):
+        elif _gaps(found.name, found.birth_date, found.sex, ref.demographics()):
             one_by_one.append(n)
         else:
             out[n] = found.id
@@ -137,11 +135,6 @@ def _known_local_ids(session: Session, refs: Sequence[tuple[str, PatientRef]]
         [(inst, ref.local_id) for inst, ref in refs if ref.local_id], join_on=_IDENTIFIED_PATIENT)
     return {(inst, local): _KnownPatient(pid, name, born, sex)
             for inst, local, pid, name, born, sex in rows}
-
-
-def _has_gaps(known: _KnownPatient, demo: Demographics) -> bool:
-    return bool((not known.name and demo.name) or (known.birth_date is None and demo.birth_date)
-                or (not known.sex and demo.sex))
 
 
 def _split_new(session: Session, pending: list[tuple[int, tuple[str, PatientRef]]]
@@ -183,23 +176,32 @@ def _create_patients(session: Session, refs: list[tuple[int, tuple[str, PatientR
         return {}
     now = utcnow()
     demos = [ref.demographics() for _n, (_inst, ref) in refs]
-    ids = insert_returning_ids(session, Patient.__table__, [
-        {"name": d.name, "birth_date": d.birth_date, "sex": (d.sex or "")[:1].upper() or None,
-         "national_id": d.national_id, "insurance_no": d.insurance_no, "merged_into_id": None,
-         "created_at": now} for d in demos])
+    ids = insert_returning_ids(session, Patient.__table__,
+                               [_new_patient_values(d, now) for d in demos])
     insert_rows(session, PatientIdentifier.__table__, [
         {"institution_code": inst, "local_id": ref.local_id, "patient_id": pid}
         for (_n, (inst, ref)), pid in zip(refs, ids, strict=True) if ref.local_id])
-    _suggest_links_many(session, list(zip(ids, demos, strict=True)), now)
+    _suggest_links(session, list(zip(ids, demos, strict=True)), now)
     return {n: pid for (n, _ref), pid in zip(refs, ids, strict=True)}
 
 
-def _suggest_links_many(session: Session, created: list[tuple[int, Demographics]],
-                        now: datetime) -> None:
-    """:func:`_suggest_links` for patients just created, with one candidate query."""
+def _new_patient_values(demo: Demographics, now: datetime) -> dict[str, Any]:
+    return {"name": demo.name, "birth_date": demo.birth_date,
+            "sex": (demo.sex or "")[:1].upper() or None, "national_id": demo.national_id,
+            "insurance_no": demo.insurance_no, "merged_into_id": None, "created_at": now}
+
+
+def _suggest_links(session: Session, created: list[tuple[int, Demographics]],
+                   now: datetime) -> None:
+    """Record name + birth date + sex matches of patients just created, for a person to confirm.
+
+    One candidate query for all of them. A patient is compared with every other patient born
+    that day except those created after it in the same batch, as if created one by one.
+    """
     dated = [(pid, d) for pid, d in created if d.birth_date and d.name]
     if not dated:
         return
+    created_ids = {pid for pid, _d in created}
     candidates = select_where_in(
         session, [Patient.id, Patient.name, Patient.birth_date, Patient.sex, Patient.national_id,
                   Patient.insurance_no], [Patient.birth_date],
@@ -209,37 +211,32 @@ def _suggest_links_many(session: Session, created: list[tuple[int, Demographics]
         by_date.setdefault(born, []).append((cid, Demographics(name, born, sex, nid, ins)))
     rows = []
     for pid, demo in dated:
-        # Only patients that existed before this one, as when they are created one by one.
         for cid, other in by_date.get(demo.birth_date, []):  # type: ignore[arg-type]
-            if cid < pid and match(demo, other) == MatchKind.SUGGESTED:
+            if cid == pid or (cid in created_ids and cid > pid):
+                continue
+            if match(demo, other) == MatchKind.SUGGESTED:
                 rows.append({"patient_id": pid, "candidate_id": cid, "status": "open",
                              "created_at": now})
                 logger.info("suggested patient link %s ~ %s", pid, cid)
     insert_rows(session, PatientLinkSuggestion.__table__, rows)
 
 
+def _gaps(name: str, birth_date: date | None, sex: str | None,
+          demo: Demographics) -> dict[str, Any]:
+    """What ``demo`` adds to a patient record that lacks it (nothing known is overwritten)."""
+    gaps: dict[str, Any] = {}
+    if not name and demo.name:
+        gaps["name"] = demo.name
+    if birth_date is None and demo.birth_date:
+        gaps["birth_date"] = demo.birth_date
+    if not sex and demo.sex:
+        gaps["sex"] = demo.sex[:1].upper()
+    return gaps
+
+
 def _fill_gaps(patient: Patient, demo: Demographics) -> None:
-    if not patient.name and demo.name:
-        patient.name = demo.name
-    if patient.birth_date is None and demo.birth_date:
-        patient.birth_date = demo.birth_date
-    if not patient.sex and demo.sex:
-        patient.sex = demo.sex[:1].upper()
-
-
-def _suggest_links(session: Session, patient: Patient, demo: Demographics) -> None:
-    if not (demo.birth_date and demo.name):
-        return
-    candidates = session.scalars(
-        select(Patient).where(Patient.birth_date == demo.birth_date, Patient.id != patient.id)
-    )
-    for cand in candidates:
-        other = Demographics(cand.name, cand.birth_date, cand.sex, cand.national_id,
-                             cand.insurance_no)
-        if match(demo, other) == MatchKind.SUGGESTED:
-            session.add(PatientLinkSuggestion(patient_id=patient.id, candidate_id=cand.id,
-                                              created_at=utcnow()))
-            logger.info("suggested patient link %s ~ %s", patient.id, cand.id)
+    for column, value in _gaps(patient.name, patient.birth_date, patient.sex, demo).items():
+        setattr(patient, column, value)
 
 
 def list_suggestions(session: Session) -> list[PatientLinkSuggestion]:
