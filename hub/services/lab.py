@@ -451,19 +451,10 @@ def _insert_result_sets(session: Session, fresh: list[_PendingResult], now: date
                 plain.append(row)
     insert_rows(session, LabObservation.__table__, plain)
     obs_ids = insert_returning_ids(session, LabObservation.__table__, [c[2] for c in critical])
-    alerts = []
-    for (p, set_id, row, reason), obs_id in zip(critical, obs_ids, strict=True):
-        alerts.append({
-            "observation_id": obs_id, "result_set_id": set_id, "worklist_item_id": p.item.id,
-            "institution_code": p.item.institution_code, "patient_id": p.item.patient_id,
-            "test_code": row["code"], "value": row["value"], "units": row["units"],
-            "reason": reason, "status": "open", "raised_at": now, "notified_at": None,
-            "notified_to": None, "acknowledged_at": None, "acknowledged_by": None,
-            "escalated_at": None, "escalation_level": 0,
-        })
-        logger.warning("critical value: worklist item %s, observation %s (%s)", p.item.id,
-                       obs_id, row["code"])
-    insert_rows(session, LabCriticalAlert.__table__, alerts)
+    insert_rows(session, LabCriticalAlert.__table__, [
+        _alert_values(p.item.id, set_id, p.item.institution_code, p.item.patient_id, obs_id,
+                      row["code"], row["value"], row["units"], reason, now)
+        for (p, set_id, row, reason), obs_id in zip(critical, obs_ids, strict=True)])
 
 
 def _result_set_values(p: _PendingResult, now: datetime) -> dict[str, Any]:
@@ -610,14 +601,25 @@ def _raise_alert(session: Session, item: Any, result_set: LabResultSet, obs: Lab
     )
     if exists is not None:
         return
-    session.add(LabCriticalAlert(
-        observation_id=obs.id, result_set_id=result_set.id, worklist_item_id=item.id,
-        institution_code=result_set.institution_code, patient_id=result_set.patient_id,
-        test_code=obs.code, value=obs.value, units=obs.units, reason=reason, status="open",
-        raised_at=now,
-    ))
-    logger.warning("critical value: worklist item %s, observation %s (%s)", item.id, obs.id,
-                   obs.code)
+    session.add(LabCriticalAlert(**_alert_values(
+        item.id, result_set.id, result_set.institution_code, result_set.patient_id, obs.id,
+        obs.code, obs.value, obs.units, reason, now)))
+
+
+def _alert_values(item_id: int, result_set_id: int, institution_code: str,
+                  patient_id: int | None, observation_id: int, test_code: str, value: str,
+                  units: str, reason: str, now: datetime) -> dict[str, Any]:
+    """A new open critical-value alert (logged: someone must be told)."""
+    logger.warning("critical value: worklist item %s, observation %s (%s)", item_id,
+                   observation_id, test_code)
+    return {
+        "observation_id": observation_id, "result_set_id": result_set_id,
+        "worklist_item_id": item_id, "institution_code": institution_code,
+        "patient_id": patient_id, "test_code": test_code, "value": value, "units": units,
+        "reason": reason, "status": "open", "raised_at": now, "notified_at": None,
+        "notified_to": None, "acknowledged_at": None, "acknowledged_by": None,
+        "escalated_at": None, "escalation_level": 0,
+    }
 
 
 def _orders_for(session: Session, pending: list[_PendingResult]) -> list[LabOrder]:
