@@ -14,15 +14,18 @@ import argparse
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
-
-import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.hl7_throughput import PG_ADMIN, _cpu_seconds, _pg_backends, oru  # noqa: E402
+from bench.hl7_throughput import (  # noqa: E402
+    _cpu_seconds,
+    _pg_backends,
+    create_database,
+    drop_database,
+    oru,
+)
 
 
 def main() -> None:
@@ -36,7 +39,6 @@ def main() -> None:
 
     from hub.clock import utcnow
     from hub.config import Settings
-    from hub.db.migrate import upgrade
     from hub.db.session import HeldConnection
     from hub.domain.lab_rules import parse_ranges
     from hub.intake import IntakeRules
@@ -44,12 +46,8 @@ def main() -> None:
     from lis_bridge.config import LisSettings
     from lis_bridge.server import FramePreparer
 
-    name = f"yigong_labcost_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
+    name, url = create_database()
     try:
-        upgrade(url)
         settings = LisSettings()
         preparer = FramePreparer(settings)
         rules = LabRules(IntakeRules.from_settings(Settings()),
@@ -95,8 +93,7 @@ def main() -> None:
               f"(wall {wall / n * 1000:.3f} ms); PostgreSQL backend {pg / n * 1000:.3f} ms")
         held.close()
     finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
 
 
 if __name__ == "__main__":

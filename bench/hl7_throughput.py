@@ -110,6 +110,31 @@ def _pg_backends(dbname: str) -> list[int]:
             "SELECT pid FROM pg_stat_activity WHERE datname = %s", (dbname,))]
 
 
+def create_database() -> tuple[str, str]:
+    """A fresh, migrated database with the sending branch configured; (name, SQLAlchemy URL)."""
+    from hub import audit
+    from hub.db.migrate import upgrade
+    from hub.db.session import get_sessionmaker
+    from hub.services.users import upsert_institution
+
+    name = f"yigong_labbench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
+    upgrade(url)
+    # A live community knows its branches: results from BRANCH1 file under that institution
+    # (an unknown facility would be flagged on every item and looked up on every batch).
+    with get_sessionmaker(url)() as session, session.begin():
+        upsert_institution(session, audit.SYSTEM, "BRANCH1", "乡镇卫生院一",
+                           hl7_facilities=["BRANCH1"])
+    return name, url
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -128,15 +153,10 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the benchmark database")
     args = ap.parse_args()
 
-    name = f"yigong_labbench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
         sync = conn.execute("SHOW synchronous_commit").fetchone()[0]
         fsync = conn.execute("SHOW fsync").fetchone()[0]
-    url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + "/" + name
-    from hub.db.migrate import upgrade
-
-    upgrade(url)
+    name, url = create_database()
     port = free_port()
     env = {**os.environ, "YIGONG_DATABASE_URL": url, "YIGONG_LIS_PORT": str(port),
            "YIGONG_LIS_WORKERS": str(args.workers),
@@ -188,8 +208,7 @@ def main() -> None:
     print(f"load generator (this process, 8 senders): {gen_ms:.2f} ms of CPU per message")
     print(f"load average during the run: {load0:.1f} -> {load1:.1f}")
     if not args.keep:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
     if set(codes) != {"AA"}:
         sys.exit("not every message was acknowledged AA")
 

@@ -17,6 +17,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from hub.domain.lab_rules import OrderStatus, ResultStatus, advance_order
@@ -268,6 +269,8 @@ def parse_nm(text: str) -> float | None:
     return float(t) if _NM.match(t) else None
 
 
+# The observations of one analyser run share their timestamps, so most calls repeat a recent one.
+@lru_cache(maxsize=4096)
 def parse_dtm(text: str, local: tzinfo) -> datetime | None:
     """HL7 DTM/TS to an aware UTC datetime; a time without offset is in ``local``.
 

@@ -14,12 +14,11 @@ the equivalent Core statements.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import Column, ColumnElement, Table, or_, select, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
@@ -191,15 +190,14 @@ def _pg_insert_sql(table: Table, names: tuple[str, ...], returning: bool,
 def _pg_rows(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The rows as one JSON document: one parameter, whatever the number of rows and columns.
 
-    psycopg's array adaptation costs ~5 µs per column per statement in Python; ``json.dumps``
-    runs in C and PostgreSQL reads the rows back with the table's own row type.
+    psycopg's array adaptation costs ~5 µs per column per statement in Python; orjson encodes
+    in C (dates and times included: ``json.dumps`` calls back into Python for each, ~8 times
+    slower overall) and PostgreSQL reads the rows back with the table's own row type.
     """
-    return [json.dumps(rows, ensure_ascii=False, default=_json_value)]
+    return [orjson.dumps(rows, default=_json_value).decode()]
 
 
 def _json_value(value: Any) -> str:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
     if isinstance(value, bytes | bytearray | memoryview):
         return "\\x" + bytes(value).hex()
     raise TypeError(f"cannot send {type(value).__name__} to PostgreSQL as JSON")
