@@ -135,6 +135,26 @@ def drop_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def machine_reference() -> tuple[float, float]:
+    """Two fixed measures of this machine's speed at the moment, to compare runs across days.
+
+    CPU milliseconds for 10^6 iterations of a plain Python loop, and CPU microseconds (client
+    process) per ``SELECT 1`` round trip to the benchmark's PostgreSQL.
+    """
+    t0 = time.process_time()
+    total = 0
+    for i in range(1_000_000):
+        total += i
+    loop_ms = (time.process_time() - t0) * 1000
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute("SELECT 1")
+        t0 = time.process_time()
+        for _ in range(2000):
+            conn.execute("SELECT 1")
+        select_us = (time.process_time() - t0) / 2000 * 1e6
+    return loop_ms, select_us
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -207,6 +227,9 @@ def main() -> None:
           f"2 dedicated cores (excluding the load generator)")
     print(f"load generator (this process, 8 senders): {gen_ms:.2f} ms of CPU per message")
     print(f"load average during the run: {load0:.1f} -> {load1:.1f}")
+    loop_ms, select_us = machine_reference()
+    print(f"machine reference after the run: Python loop of 10^6 additions {loop_ms:.0f} ms CPU, "
+          f"SELECT 1 round trip {select_us:.0f} us CPU (client)")
     if not args.keep:
         drop_database(name)
     if set(codes) != {"AA"}:

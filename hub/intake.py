@@ -19,12 +19,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.clock import as_utc, utcnow
-from hub.db.bulk import insert_returning_ids, select_where_in
+from hub.db.bulk import insert_returning_ids, prefetch_where_in, select_where_in
 from hub.db.models import Institution, WorklistItem
 from hub.domain.priority import PRIORITY_RANK, Priority, specialty_for
 from hub.domain.turnaround import due_time
 from hub.domain.worklist import ItemKind, ReadingState
-from hub.services.patients import PatientRef, resolve_patient, resolve_patients
+from hub.services.patients import (
+    PatientRef,
+    prefetch_resolve,
+    resolve_patient,
+    resolve_patients,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +131,7 @@ def enqueue_many(session: Session, news: Sequence[NewItem], rules: IntakeRules,
     ``known_institutions`` are codes the caller has just read from the institutions table;
     only the others are looked up.
     """
-    existing = _existing_keys(session, [(ItemKind(n.kind).value, n.natural_key) for n in news])
+    existing = _existing_keys(session, [_item_key(n) for n in news])
     known_insts = set(known_institutions)
     known_insts |= {code for (code,) in select_where_in(
         session, [Institution.code], [Institution.code],
@@ -136,7 +141,7 @@ def enqueue_many(session: Session, news: Sequence[NewItem], rules: IntakeRules,
     later: list[int] = []
     claimed: set[tuple[str, str]] = set()
     for i, new in enumerate(news):
-        key = (ItemKind(new.kind).value, new.natural_key)
+        key = _item_key(new)
         if key in existing or key in claimed:
             later.append(i)
         else:
@@ -163,10 +168,30 @@ def enqueue_many(session: Session, news: Sequence[NewItem], rules: IntakeRules,
     return [e for e in out if e is not None]
 
 
+def prefetch_enqueue_many(session: Session, news: Sequence[NewItem]) -> None:
+    """Announce the lookups :func:`enqueue_many` starts with (``hub.db.bulk``).
+
+    The existing keys and the patients' branch IDs are then read in one round trip with the
+    caller's next read. ``news`` may be a superset of what is later enqueued.
+    """
+    prefetch_where_in(session, _ITEM_KEY, _ITEM_KEY, [_item_key(n) for n in news])
+    prefetch_resolve(session, [(_filed_under(n), n.patient) for n in news])
+
+
+_ITEM_KEY = (WorklistItem.kind, WorklistItem.natural_key)
+
+
+def _item_key(new: NewItem) -> tuple[str, str]:
+    return ItemKind(new.kind).value, new.natural_key
+
+
 def _existing_keys(session: Session, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    return {(kind, key) for kind, key in select_where_in(
-        session, [WorklistItem.kind, WorklistItem.natural_key],
-        [WorklistItem.kind, WorklistItem.natural_key], keys)}
+    return {(kind, key) for kind, key in select_where_in(session, _ITEM_KEY, _ITEM_KEY, keys)}
+
+
+def _filed_under(new: NewItem) -> str:
+    """The code an item is filed (and its patient identified) under: its own, else UNKNOWN."""
+    return new.institution_code or UNKNOWN_INSTITUTION
 
 
 def _intake_flags(new: NewItem, institution_known: bool) -> tuple[str, list[str]]:
@@ -178,7 +203,7 @@ def _intake_flags(new: NewItem, institution_known: bool) -> tuple[str, list[str]
     inst_code = new.institution_code
     if not institution_known:
         flags.append(f"unknown institution {inst_code!r}" if inst_code else "unknown institution")
-        inst_code = inst_code or UNKNOWN_INSTITUTION
+        inst_code = _filed_under(new)
     if not new.patient.local_id and not new.patient.national_id:
         flags.append("missing patient ID")
     return inst_code, flags  # type: ignore[return-value]

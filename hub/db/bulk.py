@@ -10,20 +10,195 @@ document (``json_populate_recordset``). The SQL text does not depend on the batc
 psycopg prepares it once; measured here, a lookup of 8 keys costs ~50 µs of CPU this way against
 ~400 µs through a Core ``tuple_().in_()``. Other databases (SQLite, the embedded default) run
 the equivalent Core statements.
+
+Round trips: one costs ~300 µs of CPU here between client and server, more than most of these
+statements' own work. Lookups announced with :func:`prefetch_where_in` /
+:func:`prefetch_where_any` run as one statement (their rows tagged and sent as JSON) with the
+next statement of this module whose answer is read: another announced lookup, or an
+:func:`insert_new_returning_ids` (a ``WITH`` around the INSERT; the lookups see the tables as
+they were before it). The later :func:`select_where_in` / :func:`select_where_any` asking for
+the same rows (or a subset) takes its answer from there. Announcements last until the end of
+the transaction; a write to a table they read (through this module, or any statement other
+than a SELECT through SQLAlchemy) drops those not yet read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, ColumnElement, Table, or_, select, tuple_
+from sqlalchemy import Column, ColumnElement, Connection, Engine, Table, event, or_, select, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 _PG = postgresql.dialect()
+
+# Key in the SQLAlchemy connection's ``info``: lookups announced in the current transaction.
+_AHEAD = "yigong.bulk.ahead"
+
+
+@dataclass
+class _Ahead:
+    """A lookup announced ahead, run with the next statement whose answer is read."""
+
+    signature: tuple[Any, ...]  # ("in", columns, key columns, join) / ("any", columns, on)
+    keys: tuple[frozenset[Any], ...]  # select_where_in: one set of key tuples; _any: per column
+    source: str  # "FROM ... WHERE ..." with %b placeholders
+    params: list[Any]
+    rows: list[tuple[Any, ...]] | None = None  # once run
+
+
+def prefetch_where_in(session: Session, columns: Sequence[Column[Any]],
+                      key_columns: Sequence[Column[Any]], keys: Iterable[tuple[Any, ...]],
+                      *, join_on: ColumnElement[bool] | None = None) -> None:
+    """Announce the lookup a later :func:`select_where_in` with these arguments will make.
+
+    The later call may ask for a subset of ``keys``. Only on PostgreSQL; elsewhere nothing
+    happens and the later call queries as usual.
+    """
+    wanted = frozenset(keys)
+    conn = _postgresql(session)
+    if conn is None or not wanted:
+        return
+    key_columns = tuple(key_columns)
+    signature = ("in", tuple(columns), key_columns, join_on)
+    _announced(conn).append(_Ahead(
+        signature, (wanted,), _pg_where_in(key_columns, join_on, tuple(columns)),
+        [list(values) for values in zip(*wanted, strict=True)]))
+
+
+def prefetch_where_any(session: Session, columns: Sequence[Column[Any]],
+                       conditions: Sequence[tuple[Column[Any], Iterable[Any]]]) -> None:
+    """Announce the lookup a later :func:`select_where_any` with these arguments will make."""
+    wanted = [(column, frozenset(values)) for column, values in conditions]
+    wanted = [(column, values) for column, values in wanted if values]
+    conn = _postgresql(session)
+    if conn is None or not wanted:
+        return
+    on = tuple(c for c, _v in wanted)
+    _announced(conn).append(_Ahead(("any", tuple(columns), on), tuple(v for _c, v in wanted),
+                                   _pg_where_any(on), [list(v) for _c, v in wanted]))
+
+
+def _announced(conn: Connection) -> list[_Ahead]:
+    return conn.info.setdefault(_AHEAD, [])
+
+
+def _take_ahead(conn: Connection, signature: tuple[Any, ...],
+                wanted: Sequence[frozenset[Any]]) -> list[tuple[Any, ...]] | None:
+    """Rows of the announced lookup with ``signature`` that covers ``wanted`` (then forgotten)."""
+    ahead = conn.info.get(_AHEAD) or []
+    for n, entry in enumerate(ahead):
+        if _same(entry.signature, signature) and all(
+                w <= k for w, k in zip(wanted, entry.keys, strict=True)):
+            if entry.rows is None:
+                _run_ahead(conn, [e for e in ahead if e.rows is None])
+            del ahead[n]
+            return entry.rows
+    return None
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Signatures name the same lookup: the same column objects, compared by identity.
+
+    ``==`` on columns builds SQL expressions, which costs more than the lookup it saves.
+    """
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, tuple) and isinstance(y, tuple):
+            if len(x) != len(y) or any(p is not q for p, q in zip(x, y, strict=True)):
+                return False
+        elif x is not y and not (isinstance(x, str) and x == y):
+            return False
+    return True
+
+
+def _run_ahead(conn: Connection, entries: list[_Ahead],
+               head: tuple[str, list[Any], tuple[Column[Any], ...]] | None = None
+               ) -> list[tuple[Any, ...]]:
+    """Run announced lookups as one statement, each row tagged with its lookup, as JSON.
+
+    With ``head`` (an ``INSERT ... RETURNING``, its parameters, the columns it returns) the
+    statement is that INSERT with the lookups riding along; its returned rows are returned.
+    """
+    parts = [f"SELECT {n}, json_build_array({_row_columns(e.signature)}) {e.source}"
+             for n, e in enumerate(entries)]
+    params = [p for e in entries for p in e.params]
+    readers = [_readers(e.signature) for e in entries]
+    prefix = ""
+    if head is not None:
+        sql, head_params, head_columns = head
+        prefix = f"WITH head AS ({sql}) "
+        returning = ("returning", head_columns)
+        parts.insert(0, f"SELECT -1, json_build_array({_row_columns(returning)}) FROM head")
+        params = head_params + params
+        readers.append(_readers(returning))  # index -1
+    for e in entries:
+        e.rows = []
+    head_rows: list[tuple[Any, ...]] = []
+    for n, values in _cursor(conn).execute(prefix + " UNION ALL ".join(parts), params):
+        (head_rows if n < 0 else entries[n].rows).append(tuple(  # type: ignore[union-attr]
+            v if v is None or read is None else read(v)
+            for read, v in zip(readers[n], values, strict=True)))
+    return head_rows
+
+
+@lru_cache(maxsize=256)
+def _row_columns(signature: tuple[Any, ...]) -> str:
+    if signature[0] == "returning":
+        return ", ".join(f"head.{c.name}" for c in signature[1])
+    return _qualified(_columns_of(signature))
+
+
+@lru_cache(maxsize=256)
+def _columns_of(signature: tuple[Any, ...]) -> tuple[Column[Any], ...]:
+    """What a row of a lookup holds: its key columns, then the columns asked for."""
+    if signature[0] == "returning":
+        return signature[1]
+    return signature[2] + signature[1]
+
+
+@lru_cache(maxsize=256)
+def _tables_of(signature: tuple[Any, ...]) -> frozenset[str]:
+    return frozenset(c.table.name for c in _columns_of(signature))
+
+
+@lru_cache(maxsize=256)
+def _readers(signature: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Per column, what turns its JSON value back into what psycopg returns (None: as is)."""
+    out = []
+    for column in _columns_of(signature):
+        try:
+            kind = column.type.python_type
+        except NotImplementedError:
+            kind = None
+        out.append({datetime: datetime.fromisoformat, date: date.fromisoformat}.get(kind))
+    return tuple(out)
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _before_sqlalchemy_statement(conn: Connection, _cursor: Any, statement: str,
+                                 *_args: Any) -> None:
+    ahead = conn.info.get(_AHEAD)
+    if ahead and statement.lstrip()[:6].upper() != "SELECT":
+        ahead.clear()  # a write elsewhere: what was announced may no longer be what is read
+
+
+@event.listens_for(Engine, "commit")
+@event.listens_for(Engine, "rollback")
+def _end_of_transaction(conn: Connection) -> None:
+    conn.info.pop(_AHEAD, None)
+
+
+def _forget_ahead(conn: Connection, table: Table) -> None:
+    ahead = conn.info.get(_AHEAD)
+    if ahead:
+        ahead[:] = [e for e in ahead if table.name not in _tables_of(e.signature)]
 
 
 def select_where_in(session: Session, columns: Sequence[Column[Any]],
@@ -37,10 +212,16 @@ def select_where_in(session: Session, columns: Sequence[Column[Any]],
     wanted = list(set(keys))
     if not wanted:
         return []
-    if _is_postgresql(session):
+    conn = _postgresql(session)
+    if conn is not None:
+        sent = _take_ahead(conn, ("in", tuple(columns), tuple(key_columns), join_on),
+                           [frozenset(wanted)])
+        if sent is not None:
+            width, chosen = len(key_columns), set(wanted)
+            return [row[width:] for row in sent if row[:width] in chosen]
         sql = _pg_select_sql(tuple(columns), tuple(key_columns), join_on)
         arrays = [list(values) for values in zip(*wanted, strict=True)]
-        return list(_pg_cursor(session).execute(sql, arrays))
+        return list(_cursor(conn).execute(sql, arrays))
     target = tuple_(*key_columns) if len(key_columns) > 1 else key_columns[0]
     values = wanted if len(key_columns) > 1 else [k[0] for k in wanted]
     stmt = select(*columns)
@@ -57,9 +238,18 @@ def select_where_any(session: Session, columns: Sequence[Column[Any]],
     wanted = [(column, values) for column, values in wanted if values]
     if not wanted:
         return []
-    if _is_postgresql(session):
-        sql = _pg_any_sql(tuple(columns), tuple(c for c, _v in wanted))
-        return list(_pg_cursor(session).execute(sql, [v for _c, v in wanted]))
+    conn = _postgresql(session)
+    if conn is not None:
+        on = tuple(c for c, _v in wanted)
+        chosen = [frozenset(v) for _c, v in wanted]
+        sent = _take_ahead(conn, ("any", tuple(columns), on), chosen)
+        if sent is not None:
+            width = len(on)
+            return [row[width:] for row in sent
+                    if any(value in values for value, values in zip(row[:width], chosen,
+                                                                    strict=True))]
+        sql = _pg_any_sql(tuple(columns), on)
+        return list(_cursor(conn).execute(sql, [v for _c, v in wanted]))
     stmt = select(*columns).where(or_(*(column.in_(values) for column, values in wanted)))
     return [tuple(row) for row in session.execute(stmt)]
 
@@ -68,10 +258,10 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     """INSERT ``rows`` (dicts with the same keys) into ``table`` with one statement."""
     if not rows:
         return
-    if _is_postgresql(session):
-        names = tuple(rows[0])
-        _pg_cursor(session).execute(_pg_insert_sql(table, names, False),
-                                    _pg_rows(rows))
+    conn = _postgresql(session)
+    if conn is not None:
+        _forget_ahead(conn, table)
+        _cursor(conn).execute(_pg_insert_sql(table, tuple(rows[0]), False), _pg_rows(rows))
     else:
         session.connection().execute(table.insert(), list(rows))
 
@@ -81,10 +271,11 @@ def insert_returning_ids(session: Session, table: Table,
     """INSERT ``rows`` into ``table``; return their new ids, in the order of ``rows``."""
     if not rows:
         return []
-    if _is_postgresql(session):
-        names = tuple(rows[0])
-        result = _pg_cursor(session).execute(_pg_insert_sql(table, names, True),
-                                             _pg_rows(rows))
+    conn = _postgresql(session)
+    if conn is not None:
+        _forget_ahead(conn, table)
+        result = _cursor(conn).execute(_pg_insert_sql(table, tuple(rows[0]), True),
+                                       _pg_rows(rows))
         # The rows are inserted in the order given (ORDER BY ordinality), so their sequence
         # values ascend with it.
         return sorted(row[0] for row in result)
@@ -104,10 +295,16 @@ def insert_new_returning_ids(session: Session, table: Table, rows: Sequence[dict
     if not rows:
         return []
     names = [c.name for c in key_columns]
-    if _is_postgresql(session):
-        cols = tuple(rows[0])
-        result = _pg_cursor(session).execute(
-            _pg_insert_sql(table, cols, True, tuple(names)), _pg_rows(rows))
+    conn = _postgresql(session)
+    if conn is not None:
+        _forget_ahead(conn, table)
+        sql = _pg_insert_sql(table, tuple(rows[0]), True, tuple(names))
+        waiting = [e for e in conn.info.get(_AHEAD) or () if e.rows is None]
+        if waiting:  # this INSERT's answer is read at once: the lookups travel with it
+            result = _run_ahead(conn, waiting, (sql, _pg_rows(rows),
+                                                (table.c.id, *key_columns)))
+        else:
+            result = _cursor(conn).execute(sql, _pg_rows(rows))
         inserted = sorted(result)  # by id: the order the rows were inserted in
         out: list[int | None] = []
         pending = iter(inserted)
@@ -131,12 +328,14 @@ def insert_new_returning_ids(session: Session, table: Table, rows: Sequence[dict
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-def _is_postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+def _postgresql(session: Session) -> Connection | None:
+    """The session's connection when it is to PostgreSQL (one look-up per statement)."""
+    conn = session.connection()
+    return conn if conn.dialect.name == "postgresql" else None
 
 
-def _pg_cursor(session: Session) -> Any:
-    return session.connection().connection.dbapi_connection.cursor()
+def _cursor(conn: Connection) -> Any:
+    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
 
 def _pg_type(column: Column[Any]) -> str:
@@ -155,22 +354,33 @@ def _qualified(columns: Sequence[Column[Any]]) -> str:
 @lru_cache(maxsize=256)
 def _pg_select_sql(columns: tuple[Column[Any], ...], key_columns: tuple[Column[Any], ...],
                    join_on: ColumnElement[bool] | None) -> str:
+    return f"SELECT {_qualified(columns)} {_pg_where_in(key_columns, join_on, columns)}"
+
+
+@lru_cache(maxsize=256)
+def _pg_where_in(key_columns: tuple[Column[Any], ...], join_on: ColumnElement[bool] | None,
+                 columns: tuple[Column[Any], ...]) -> str:
     source = key_columns[0].table.name
     if join_on is not None:
         other = _other_table(columns, key_columns).name
         source += f" JOIN {other} ON {join_on.compile(dialect=_PG)}"
-    sql = f"SELECT {_qualified(columns)} FROM {source} WHERE "
     if len(key_columns) == 1:
         key = key_columns[0]
-        return sql + f"{_qualified([key])} = ANY(%b::{_pg_type(key)}[])"
+        return f"FROM {source} WHERE {_qualified([key])} = ANY(%b::{_pg_type(key)}[])"
     arrays = ", ".join(f"%b::{_pg_type(c)}[]" for c in key_columns)
-    return sql + f"({_qualified(key_columns)}) IN (SELECT * FROM unnest({arrays}))"
+    return (f"FROM {source} WHERE ({_qualified(key_columns)}) "
+            f"IN (SELECT * FROM unnest({arrays}))")
 
 
 @lru_cache(maxsize=256)
 def _pg_any_sql(columns: tuple[Column[Any], ...], conditions: tuple[Column[Any], ...]) -> str:
+    return f"SELECT {_qualified(columns)} {_pg_where_any(conditions)}"
+
+
+@lru_cache(maxsize=256)
+def _pg_where_any(conditions: tuple[Column[Any], ...]) -> str:
     where = " OR ".join(f"{c.name} = ANY(%b::{_pg_type(c)}[])" for c in conditions)
-    return f"SELECT {_qualified(columns)} FROM {conditions[0].table.name} WHERE {where}"
+    return f"FROM {conditions[0].table.name} WHERE {where}"
 
 
 @lru_cache(maxsize=256)

@@ -28,6 +28,7 @@ from hub.db.bulk import (
     insert_new_returning_ids,
     insert_returning_ids,
     insert_rows,
+    prefetch_where_any,
     select_where_any,
     select_where_in,
 )
@@ -50,7 +51,7 @@ from hub.domain.lab_rules import (
 )
 from hub.domain.priority import PRIORITY_RANK, Priority
 from hub.domain.worklist import ItemKind
-from hub.intake import Enqueued, IntakeRules, NewItem, enqueue_many
+from hub.intake import Enqueued, IntakeRules, NewItem, enqueue_many, prefetch_enqueue_many
 from hub.services.patients import resolve_patient
 
 if TYPE_CHECKING:
@@ -216,6 +217,13 @@ def record_batch(
         code = inbound.error.ack_code if inbound.error else "AA"
         staged.append((n, inbound, _Raw(institutions.resolve(session, inbound.facility_codes),
                                         code, inbound.make_ack(code, inbound.error))))
+    plans = {n: _plan_results(inbound, inbound.message, raw, rules)
+             for n, inbound, raw in staged if _is_result(inbound)}
+    # The lookups recording the results will make travel with the INSERT of the raw messages
+    # (one round trip on PostgreSQL; re-sends among them are looked up for nothing).
+    prefetch_enqueue_many(session, [new for plan in plans.values() for new, _prepared in plan])
+    _prefetch_orders(session, [rs for plan in plans.values() for _new, prepared in plan
+                               for rs, _findings in prepared])
     ids = insert_new_returning_ids(
         session, LabRawMessage.__table__,
         [_raw_values(inbound, raw) for _n, inbound, raw in staged],
@@ -238,13 +246,11 @@ def record_batch(
 
     planned: list[tuple[int, NewItem, str, _Raw, list[_Prepared]]] = []
     for n, inbound, raw in staged:
-        msg = inbound.message
-        if inbound.error is None and msg is not None:
-            if msg.kind == "order":
-                _record_orders(session, inbound, msg, raw, now)
-            else:
-                planned += [(n, new, inbound.sender or "", raw, prepared)
-                            for new, prepared in _plan_results(inbound, msg, raw, rules)]
+        if n in plans:
+            planned += [(n, new, inbound.sender or "", raw, prepared)
+                        for new, prepared in plans[n]]
+        elif inbound.error is None and inbound.message is not None:
+            _record_orders(session, inbound, inbound.message, raw, now)
     items: dict[int, list[int]] = {}
     if planned:
         # Institution codes the facility map resolved are rows of the institutions table.
@@ -267,6 +273,11 @@ def record_batch(
             assert first is not None
             out[n] = Recorded(first.ack_code, first.ack, first.raw_message_id, is_duplicate=True)
     return [r for r in out if r is not None]
+
+
+def _is_result(inbound: Inbound) -> bool:
+    return (inbound.error is None and inbound.message is not None
+            and inbound.message.kind != "order")
 
 
 @dataclass
@@ -625,14 +636,22 @@ def _alert_values(item_id: int, result_set_id: int, institution_code: str,
 def _orders_for(session: Session, pending: list[_PendingResult]) -> list[LabOrder]:
     """Orders any result of the batch may belong to (by placer or filler number)."""
     # Most results have no order here (branch analysers): find ids first, objects only if any.
-    ids = {i for (i,) in select_where_any(session, [LabOrder.id], [
-        (LabOrder.filler_order_number, [p.parsed.filler_order_number for p in pending]),
-        (LabOrder.placer_order_number, [p.parsed.placer_order_number for p in pending
-                                        if p.parsed.placer_order_number])])}
+    ids = {i for (i,) in select_where_any(session, [LabOrder.id],
+                                          _order_numbers([p.parsed for p in pending]))}
     if not ids:
         return []
     return list(session.scalars(select(LabOrder).where(LabOrder.id.in_(ids))
                                 .order_by(LabOrder.id)))
+
+
+def _prefetch_orders(session: Session, result_sets: list[ParsedResultSet]) -> None:
+    prefetch_where_any(session, [LabOrder.id], _order_numbers(result_sets))
+
+
+def _order_numbers(result_sets: list[ParsedResultSet]) -> list[tuple[Any, list[str]]]:
+    return [(LabOrder.filler_order_number, [rs.filler_order_number for rs in result_sets]),
+            (LabOrder.placer_order_number, [rs.placer_order_number for rs in result_sets
+                                            if rs.placer_order_number])]
 
 
 def _match_order(orders: list[LabOrder], result_set: LabResultSet, now: datetime) -> None:

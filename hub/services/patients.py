@@ -12,7 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.clock import utcnow
-from hub.db.bulk import insert_returning_ids, insert_rows, select_where_any, select_where_in
+from hub.db.bulk import (
+    insert_returning_ids,
+    insert_rows,
+    prefetch_where_in,
+    select_where_any,
+    select_where_in,
+)
 from hub.db.models import Patient, PatientIdentifier, PatientLinkSuggestion
 from hub.domain.mpi import Demographics, MatchKind, match, normalise_national_id
 
@@ -122,17 +128,29 @@ class _KnownPatient:
     sex: str | None
 
 
-# A module constant so the batch lookup's SQL is built once (hub.db.bulk caches by statement).
+# Module constants so the batch lookup's SQL is built once (hub.db.bulk caches by statement).
 _IDENTIFIED_PATIENT = Patient.id == PatientIdentifier.patient_id
+_LOCAL_ID = (PatientIdentifier.institution_code, PatientIdentifier.local_id)
+_KNOWN_COLUMNS = (*_LOCAL_ID, Patient.id, Patient.name, Patient.birth_date, Patient.sex)
+
+
+def prefetch_resolve(session: Session, refs: Sequence[tuple[str, PatientRef]]) -> None:
+    """Announce the lookup :func:`resolve_patients` starts with (``hub.db.bulk``).
+
+    ``refs`` may be a superset of those later resolved.
+    """
+    prefetch_where_in(session, _KNOWN_COLUMNS, _LOCAL_ID, _local_id_keys(refs),
+                      join_on=_IDENTIFIED_PATIENT)
+
+
+def _local_id_keys(refs: Sequence[tuple[str, PatientRef]]) -> list[tuple[str, str]]:
+    return [(inst, ref.local_id) for inst, ref in refs if ref.local_id]
 
 
 def _known_local_ids(session: Session, refs: Sequence[tuple[str, PatientRef]]
                      ) -> dict[tuple[str, str], _KnownPatient]:
-    rows = select_where_in(
-        session, [PatientIdentifier.institution_code, PatientIdentifier.local_id, Patient.id,
-                  Patient.name, Patient.birth_date, Patient.sex],
-        [PatientIdentifier.institution_code, PatientIdentifier.local_id],
-        [(inst, ref.local_id) for inst, ref in refs if ref.local_id], join_on=_IDENTIFIED_PATIENT)
+    rows = select_where_in(session, _KNOWN_COLUMNS, _LOCAL_ID, _local_id_keys(refs),
+                           join_on=_IDENTIFIED_PATIENT)
     return {(inst, local): _KnownPatient(pid, name, born, sex)
             for inst, local, pid, name, born, sex in rows}
 
