@@ -220,23 +220,39 @@ class _Seg:
         self.seq = seq
 
     def raw(self, n: int) -> str:
-        if n >= len(self.fields):
-            return ""
-        return self.fields[n]
+        fields = self.fields
+        return fields[n] if n < len(fields) else ""
 
     def reps(self, n: int) -> list[str]:
-        raw = self.raw(n)
+        fields = self.fields
+        raw = fields[n] if n < len(fields) else ""
         return raw.split(self.msg.separators[2]) if raw else []
 
     def comp(self, n: int, c: int = 1, rep: int = 0) -> str:
         """Field n, repetition rep, component c (1-based), unescaped and stripped."""
-        reps = self.reps(n)
-        if rep >= len(reps):
+        # About 80 calls per result message, the bulk of parsing: string methods only, and
+        # partition rather than split for the first repetition or component.
+        fields = self.fields
+        if n >= len(fields) or not (value := fields[n]):
             return ""
-        parts = reps[rep].split(self.msg.separators[3])
-        if c > len(parts):
-            return ""
-        return _unescape(self.msg, parts[c - 1]).strip()
+        msg = self.msg
+        if rep:
+            reps = value.split(msg.separators[2])
+            if rep >= len(reps):
+                return ""
+            value = reps[rep]
+        else:
+            value = value.partition(msg.separators[2])[0]
+        if c == 1:
+            value = value.partition(msg.separators[3])[0]
+        else:
+            parts = value.split(msg.separators[3])
+            if c > len(parts):
+                return ""
+            value = parts[c - 1]
+        if msg.esc in value:
+            value = msg.unescape(value)
+        return value.strip()
 
     def ei(self, n: int) -> str:
         """An EI (entity identifier) as "id^namespace", or "" when the id is empty."""

@@ -2,7 +2,7 @@
 
 Primitives, each one statement for a whole batch, run in the session's transaction:
 :func:`select_where_in`, :func:`select_where_any`, :func:`insert_rows`,
-:func:`insert_returning_ids` and :func:`insert_new_returning_ids`.
+:func:`insert_returning_ids`, :func:`insert_with_children` and :func:`insert_new_returning_ids`.
 
 On PostgreSQL they bypass SQLAlchemy's statement machinery and send fixed SQL through the
 session's psycopg connection: keys to look up as arrays (``unnest``), rows to insert as one JSON
@@ -284,6 +284,28 @@ def insert_returning_ids(session: Session, table: Table,
     return [row[0] for row in result]
 
 
+def insert_with_children(session: Session, table: Table, rows: Sequence[dict[str, Any]],
+                         child_table: Table, children: Sequence[dict[str, Any]],
+                         parent_column: str) -> list[int]:
+    """INSERT ``rows`` and rows of ``child_table`` that point at them, in one statement.
+
+    Each child's ``parent_column`` holds the index in ``rows`` of its parent; it is stored as
+    that parent's new id. Returns the parents' new ids in the order of ``rows``.
+    """
+    if not children:
+        return insert_returning_ids(session, table, rows)
+    conn = _postgresql(session)
+    if conn is None:
+        ids = insert_returning_ids(session, table, rows)
+        insert_rows(session, child_table, [{**c, parent_column: ids[c[parent_column]]}
+                                           for c in children])
+        return ids
+    _forget_ahead(conn, table)
+    _forget_ahead(conn, child_table)
+    sql = _pg_family_sql(table, tuple(rows[0]), child_table, tuple(children[0]), parent_column)
+    return [row[0] for row in _cursor(conn).execute(sql, _pg_rows(rows) + _pg_rows(children))]
+
+
 def insert_new_returning_ids(session: Session, table: Table, rows: Sequence[dict[str, Any]],
                              key_columns: Sequence[Column[Any]]) -> list[int | None]:
     """INSERT the rows whose key (a unique constraint) is not taken yet.
@@ -395,6 +417,22 @@ def _pg_insert_sql(table: Table, names: tuple[str, ...], returning: bool,
     if returning:
         sql += " RETURNING " + ", ".join(("id", *unless_taken))
     return sql
+
+
+@lru_cache(maxsize=64)
+def _pg_family_sql(table: Table, names: tuple[str, ...], child_table: Table,
+                   child_names: tuple[str, ...], parent_column: str) -> str:
+    # Parents get ascending ids in the order given (ORDER BY ordinality), so numbering them by
+    # id recovers each one's index. Foreign-key checks run at the end of the statement, when
+    # the parents are there.
+    chosen = ", ".join("numbered.id" if n == parent_column else f"r.{n}" for n in child_names)
+    return (f"WITH parent AS ({_pg_insert_sql(table, names, True)}), "
+            "numbered AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM parent), "
+            f"children AS (INSERT INTO {child_table.name} ({', '.join(child_names)}) "
+            f"SELECT {chosen} FROM json_populate_recordset(NULL::{child_table.name}, %s::json) "
+            f"WITH ORDINALITY AS r JOIN numbered ON numbered.n = r.{parent_column} "
+            "ORDER BY r.ordinality) "
+            "SELECT id FROM numbered ORDER BY n")
 
 
 def _pg_rows(rows: Sequence[dict[str, Any]]) -> list[str]:

@@ -28,6 +28,7 @@ from hub.db.bulk import (
     insert_new_returning_ids,
     insert_returning_ids,
     insert_rows,
+    insert_with_children,
     prefetch_where_any,
     select_where_any,
     select_where_in,
@@ -450,17 +451,20 @@ def _insert_result_sets(session: Session, fresh: list[_PendingResult], now: date
             _order_resulted(order, p.parsed.filler_order_number, now)
             row["order_id"] = order.id
         set_rows.append(row)
-    set_ids = insert_returning_ids(session, LabResultSet.__table__, set_rows)
     plain: list[dict[str, Any]] = []
     critical: list[tuple[_PendingResult, int, dict[str, Any], str]] = []
-    for p, set_id in zip(fresh, set_ids, strict=True):
+    for n, p in enumerate(fresh):
         for obs, reason in p.findings:
-            row = _observation_values(set_id, obs, reason, p.raw, now)
+            # result_set_id: the index of its result set until that one is stored.
+            row = _observation_values(n, obs, reason, p.raw, now)
             if reason:
-                critical.append((p, set_id, row, reason))
+                critical.append((p, n, row, reason))
             else:
                 plain.append(row)
-    insert_rows(session, LabObservation.__table__, plain)
+    set_ids = insert_with_children(session, LabResultSet.__table__, set_rows,
+                                   LabObservation.__table__, plain, "result_set_id")
+    critical = [(p, set_ids[n], {**row, "result_set_id": set_ids[n]}, reason)
+                for p, n, row, reason in critical]
     obs_ids = insert_returning_ids(session, LabObservation.__table__, [c[2] for c in critical])
     insert_rows(session, LabCriticalAlert.__table__, [
         _alert_values(p.item.id, set_id, p.item.institution_code, p.item.patient_id, obs_id,

@@ -1,7 +1,8 @@
-"""Announced lookups (hub.db.bulk.prefetch_*): same answers as asking directly, fewer statements.
+"""Batch statements (hub.db.bulk) on SQLite and on a real PostgreSQL.
 
-Run on SQLite (announcing does nothing there) and on a real PostgreSQL, where the announced
-lookups travel in one statement with the next read and must never answer with stale rows.
+Announced lookups (prefetch_*) must give the answers asking directly gives, in fewer statements
+on PostgreSQL, and never stale rows; parents and children inserted together must point at
+each other.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from hub.db import bulk
 from hub.db.bulk import (
     insert_new_returning_ids,
     insert_rows,
+    insert_with_children,
     prefetch_where_any,
     prefetch_where_in,
     select_where_any,
     select_where_in,
 )
-from hub.db.models import Institution, Patient, PatientIdentifier
+from hub.db.models import Institution, Patient, PatientIdentifier, PatientLinkSuggestion
 from hub.db.session import get_sessionmaker
 
 IDENTIFIED = Patient.id == PatientIdentifier.patient_id
@@ -154,3 +156,29 @@ def test_an_insert_carries_the_announced_lookups(session: Session,
     if is_pg(session):
         assert statements[0].startswith("WITH head AS (INSERT INTO institutions")
         assert len(statements) == 2
+
+
+def test_parents_and_children_in_one_statement(session: Session, statements: list[str]) -> None:
+    now = datetime.now(UTC)
+    parents = [{"name": name, "birth_date": None, "sex": None, "national_id": None,
+                "insurance_no": None, "merged_into_id": None, "created_at": now}
+               for name in ("甲", "乙", "丙")]
+    with session.begin():
+        first, second = sorted(i for (i,) in select_where_in(
+            session, [PatientIdentifier.patient_id], [PatientIdentifier.local_id],
+            [("P0",), ("P1",)]))
+        # Children point at their parent by index: two at 乙, one at 甲, none at 丙.
+        children = [{"patient_id": index, "candidate_id": candidate, "status": "open",
+                     "created_at": now} for index, candidate in ((1, first), (0, first),
+                                                                  (1, second))]
+        ids = insert_with_children(session, Patient.__table__, parents,
+                                   PatientLinkSuggestion.__table__, children, "patient_id")
+        names = dict(select_where_in(session, [Patient.id, Patient.name], [Patient.id],
+                                     [(i,) for i in ids]))
+        linked = select_where_in(session, [PatientLinkSuggestion.patient_id],
+                                 [PatientLinkSuggestion.patient_id], [(i,) for i in ids])
+    assert [names[i] for i in ids] == ["甲", "乙", "丙"]
+    assert sorted(names[pid] for (pid,) in linked) == ["乙", "乙", "甲"]
+    if is_pg(session):
+        assert statements[1].startswith("WITH parent AS (INSERT INTO patients")
+        assert len(statements) == 4  # ids, the insert, two checks
