@@ -18,8 +18,9 @@ next statement of this module whose answer is read: another announced lookup, or
 :func:`insert_new_returning_ids` (a ``WITH`` around the INSERT; the lookups see the tables as
 they were before it). The later :func:`select_where_in` / :func:`select_where_any` asking for
 the same rows (or a subset) takes its answer from there. Announcements last until the end of
-the transaction; a write to a table they read (through this module, or any statement other
-than a SELECT through SQLAlchemy) drops those not yet read.
+the transaction; a write to a table they read through this module, or any statement other
+than a SELECT through SQLAlchemy (an ORM flush, a ROLLBACK TO SAVEPOINT), drops answers read
+ahead. A lookup whose columns JSON does not carry exactly (a Decimal, a time) is refused.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def prefetch_where_in(session: Session, columns: Sequence[Column[Any]],
         return
     key_columns = tuple(key_columns)
     signature = ("in", tuple(columns), key_columns, join_on)
+    _readers(signature)  # refuses, here rather than at the read, what JSON cannot carry
     _announced(conn).append(_Ahead(
         signature, (wanted,), _pg_where_in(key_columns, join_on, tuple(columns)),
         [list(values) for values in zip(*wanted, strict=True)]))
@@ -80,7 +82,9 @@ def prefetch_where_any(session: Session, columns: Sequence[Column[Any]],
     if conn is None or not wanted:
         return
     on = tuple(c for c, _v in wanted)
-    _announced(conn).append(_Ahead(("any", tuple(columns), on), tuple(v for _c, v in wanted),
+    signature = ("any", tuple(columns), on)
+    _readers(signature)
+    _announced(conn).append(_Ahead(signature, tuple(v for _c, v in wanted),
                                    _pg_where_any(on), [list(v) for _c, v in wanted]))
 
 
@@ -168,16 +172,30 @@ def _tables_of(signature: tuple[Any, ...]) -> frozenset[str]:
     return frozenset(c.table.name for c in _columns_of(signature))
 
 
+# What turns a column's value, read back as JSON, into what psycopg returns for the column; the
+# other JSON-safe types come back as they are.
+_FROM_JSON = {datetime: datetime.fromisoformat, date: date.fromisoformat,
+              bytes: lambda text: bytes.fromhex(text[2:])}  # bytea: "\\x..."
+_AS_IS = (str, int, bool, float, dict, list, None)
+
+
 @lru_cache(maxsize=256)
 def _readers(signature: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Per column, what turns its JSON value back into what psycopg returns (None: as is)."""
+    """Per column of a lookup read ahead, its reader from :data:`_FROM_JSON` (None: as is).
+
+    Raises:
+        TypeError: a column whose values JSON does not carry exactly (a Decimal, a time...):
+            such a lookup cannot be announced.
+    """
     out = []
     for column in _columns_of(signature):
         try:
             kind = column.type.python_type
-        except NotImplementedError:
+        except NotImplementedError:  # JSON and other types psycopg returns as parsed JSON
             kind = None
-        out.append({datetime: datetime.fromisoformat, date: date.fromisoformat}.get(kind))
+        if kind not in _FROM_JSON and kind not in _AS_IS:
+            raise TypeError(f"cannot read {column} ahead: {kind.__name__} through JSON")
+        out.append(_FROM_JSON.get(kind))
     return tuple(out)
 
 
@@ -186,13 +204,16 @@ def _before_sqlalchemy_statement(conn: Connection, _cursor: Any, statement: str,
                                  *_args: Any) -> None:
     ahead = conn.info.get(_AHEAD)
     if ahead and statement.lstrip()[:6].upper() != "SELECT":
-        ahead.clear()  # a write elsewhere: what was announced may no longer be what is read
+        # A write elsewhere (an ORM flush) or a savepoint rolled back: what was read ahead may
+        # no longer be what a read would see.
+        ahead.clear()
 
 
 @event.listens_for(Engine, "commit")
 @event.listens_for(Engine, "rollback")
 def _end_of_transaction(conn: Connection) -> None:
     conn.info.pop(_AHEAD, None)
+
 
 
 def _forget_ahead(conn: Connection, table: Table) -> None:

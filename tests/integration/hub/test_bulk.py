@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import Column, Integer, MetaData, Numeric, Table
 from sqlalchemy.orm import Session
 
 from hub.db import bulk
@@ -182,3 +183,26 @@ def test_parents_and_children_in_one_statement(session: Session, statements: lis
     if is_pg(session):
         assert statements[1].startswith("WITH parent AS (INSERT INTO patients")
         assert len(statements) == 4  # ids, the insert, two checks
+
+
+def test_a_rolled_back_savepoint_drops_the_answer_read_ahead(session: Session) -> None:
+    with session.begin():
+        savepoint = session.begin_nested()
+        insert_rows(session, Institution.__table__, [
+            {"code": "BR9", "name": "BR9", "is_lead": False, "ae_titles": [],
+             "hl7_facilities": []}])
+        announce_two_and_read_one(session, "BR9")  # the answer read ahead holds BR9
+        savepoint.rollback()
+        assert select_where_any(session, [Institution.code],
+                                [(Institution.code, ["BR9"])]) == []
+
+
+def test_a_lookup_json_cannot_carry_exactly_is_refused(session: Session) -> None:
+    prices = Table("prices", MetaData(), Column("id", Integer, primary_key=True),
+                   Column("amount", Numeric(10, 4)))
+    with session.begin():
+        if is_pg(session):
+            with pytest.raises(TypeError, match="Decimal"):
+                prefetch_where_in(session, [prices.c.amount], [prices.c.id], [(1,)])
+        else:  # nothing is announced on SQLite, so nothing to refuse
+            prefetch_where_in(session, [prices.c.amount], [prices.c.id], [(1,)])
