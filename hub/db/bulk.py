@@ -11,16 +11,17 @@ psycopg prepares it once; measured here, a lookup of 8 keys costs ~50 µs of CPU
 ~400 µs through a Core ``tuple_().in_()``. Other databases (SQLite, the embedded default) run
 the equivalent Core statements.
 
-Round trips: one costs ~300 µs of CPU here between client and server, more than most of these
-statements' own work. Lookups announced with :func:`prefetch_where_in` /
-:func:`prefetch_where_any` run as one statement (their rows tagged and sent as JSON) with the
-next statement of this module whose answer is read: another announced lookup, or an
-:func:`insert_new_returning_ids` (a ``WITH`` around the INSERT; the lookups see the tables as
-they were before it). The later :func:`select_where_in` / :func:`select_where_any` asking for
-the same rows (or a subset) takes its answer from there. Announcements last until the end of
-the transaction; a write to a table they read through this module, or any statement other
-than a SELECT through SQLAlchemy (an ORM flush, a ROLLBACK TO SAVEPOINT), drops answers read
-ahead. A lookup whose columns JSON does not carry exactly (a Decimal, a time) is refused.
+Round trips: one costs 100–400 µs of CPU here between client and server (it varies with the
+machine's load), more than most of these statements' own work. Lookups announced with
+:func:`prefetch_where_in` / :func:`prefetch_where_any` run as one statement (their rows tagged
+and sent as JSON) with the next statement of this module whose answer is read: another
+announced lookup, or an :func:`insert_new_returning_ids` (a ``WITH`` around the INSERT; the
+lookups see the tables as they were before it). The later :func:`select_where_in` /
+:func:`select_where_any` asking for the same rows (or a subset) takes its answer from there.
+Announcements last until the end of the transaction; a write to a table they read through this
+module, or any statement other than a SELECT through SQLAlchemy (an ORM flush, a ROLLBACK TO
+SAVEPOINT), drops answers read ahead. A lookup whose columns JSON does not carry exactly (a
+Decimal, a time) is refused.
 """
 
 from __future__ import annotations
