@@ -224,8 +224,7 @@ class _Seg:
         return fields[n] if n < len(fields) else ""
 
     def reps(self, n: int) -> list[str]:
-        fields = self.fields
-        raw = fields[n] if n < len(fields) else ""
+        raw = self.raw(n)
         return raw.split(self.msg.separators[2]) if raw else []
 
     def comp(self, n: int, c: int = 1, rep: int = 0) -> str:

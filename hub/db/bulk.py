@@ -101,10 +101,15 @@ def _take_ahead(conn: Connection, signature: tuple[Any, ...],
         if _same(entry.signature, signature) and all(
                 w <= k for w, k in zip(wanted, entry.keys, strict=True)):
             if entry.rows is None:
-                _run_ahead(conn, [e for e in ahead if e.rows is None])
+                _run_ahead(conn, _unread(conn))
             del ahead[n]
             return entry.rows
     return None
+
+
+def _unread(conn: Connection) -> list[_Ahead]:
+    """The announced lookups not run yet: they travel with the next statement read."""
+    return [e for e in conn.info.get(_AHEAD) or () if e.rows is None]
 
 
 def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
@@ -214,7 +219,6 @@ def _before_sqlalchemy_statement(conn: Connection, _cursor: Any, statement: str,
 @event.listens_for(Engine, "rollback")
 def _end_of_transaction(conn: Connection) -> None:
     conn.info.pop(_AHEAD, None)
-
 
 
 def _forget_ahead(conn: Connection, table: Table) -> None:
@@ -343,7 +347,7 @@ def insert_new_returning_ids(session: Session, table: Table, rows: Sequence[dict
     if conn is not None:
         _forget_ahead(conn, table)
         sql = _pg_insert_sql(table, tuple(rows[0]), True, tuple(names))
-        waiting = [e for e in conn.info.get(_AHEAD) or () if e.rows is None]
+        waiting = _unread(conn)
         if waiting:  # this INSERT's answer is read at once: the lookups travel with it
             result = _run_ahead(conn, waiting, (sql, _pg_rows(rows),
                                                 (table.c.id, *key_columns)))
