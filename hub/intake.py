@@ -248,8 +248,14 @@ def _item_values(new: NewItem, rules: IntakeRules, inst_code: str, flags: list[s
 
 
 def _find(session: Session, kind: ItemKind, key: str) -> WorklistItem | None:
+    # Locked and re-read: _update rewrites whole JSON columns (details, flags), so an update
+    # built on a stale copy would undo a concurrent writer's, e.g. an order link made by
+    # reconciliation while the change feed refreshes the same study.
     return session.scalar(
-        select(WorklistItem).where(WorklistItem.kind == kind.value, WorklistItem.natural_key == key)
+        select(WorklistItem)
+        .where(WorklistItem.kind == kind.value, WorklistItem.natural_key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
 
 

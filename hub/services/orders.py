@@ -208,7 +208,8 @@ def change_order(session: Session, actor: audit.Actor, order: ImagingOrder,
     _history(order, now, event.value, before, actor.username, changed=changed, note=note)
     if order.status in (OrderStatus.CANCELLED, OrderStatus.DISCONTINUED) and \
             order.worklist_item_id is not None:
-        item = session.get(WorklistItem, order.worklist_item_id)
+        item = session.get(WorklistItem, order.worklist_item_id, with_for_update=True,
+                           populate_existing=True)
         if item is not None:
             flag = f"order {order.status}"
             if flag not in (item.flags or []):
@@ -585,6 +586,9 @@ def reconcile(session: Session, orthanc: Any, actor: audit.Actor, item: Worklist
         raise InvalidInput("give exactly one of order_id and patient_id")
     if item.kind != "imaging":
         raise InvalidInput("only imaging studies are reconciled")
+    # The change feed may be refreshing this study right now (the Orthanc rewrite below makes
+    # it do so): work on the current row, locked, or one writer's details/flags undo the other's.
+    session.refresh(item, with_for_update=True)
     order = None
     if order_id is not None:
         order = session.get(ImagingOrder, order_id)

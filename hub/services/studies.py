@@ -255,8 +255,10 @@ def record_origin(session: Session, study_uid: str, institution_code: str,
     if session.get(StudyOrigin, study_uid) is None:
         session.add(StudyOrigin(study_instance_uid=study_uid, institution_code=institution_code,
                                 source_aet=source_aet))
+        # Locked: the flags are rewritten whole, as the change feed's refresh does.
         item = session.scalar(select(WorklistItem).where(
-            WorklistItem.kind == ItemKind.IMAGING.value, WorklistItem.natural_key == study_uid))
+            WorklistItem.kind == ItemKind.IMAGING.value, WorklistItem.natural_key == study_uid)
+            .with_for_update().execution_options(populate_existing=True))
         if item is not None and item.institution_code != institution_code:
             item.institution_code = institution_code
             item.flags = [f for f in (item.flags or []) if "AE title" not in f
