@@ -19,12 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub.clock import as_utc, utcnow
-from hub.db.bulk import (
-    insert_later_returning_ids,
-    prefetch_ids,
-    prefetch_where_in,
-    select_where_in,
-)
+from hub.db.bulk import insert_returning_ids, prefetch_where_in, select_where_in
 from hub.db.models import Institution, WorklistItem
 from hub.domain.priority import PRIORITY_RANK, Priority, specialty_for
 from hub.domain.turnaround import due_time
@@ -130,10 +125,9 @@ def enqueue_many(session: Session, news: Sequence[NewItem], rules: IntakeRules,
 
     Same rules and outcome as calling :func:`enqueue` for each in order, with a fixed number
     of statements for new keys: one query for existing keys, one for institutions, the batch
-    patient lookup, one multi-row INSERT (on PostgreSQL it waits for the caller's next
-    statement, ``hub.db.bulk.insert_later_returning_ids``). An existing key, or one repeated
-    within the batch, is updated through :func:`enqueue`. A concurrent insert of the same key
-    fails the caller's transaction (unique constraint); callers retry, and the retry finds it.
+    patient lookup, one multi-row INSERT. An existing key, or one repeated within the batch,
+    is updated through :func:`enqueue`. A concurrent insert of the same key fails the caller's
+    transaction (unique constraint); callers retry, and the retry finds the key.
     ``known_institutions`` are codes the caller has just read from the institutions table;
     only the others are looked up.
     """
@@ -160,7 +154,7 @@ def enqueue_many(session: Session, news: Sequence[NewItem], rules: IntakeRules,
     now = utcnow()
     rows = [_item_values(news[i], rules, inst, flags, pid, now)
             for i, (inst, flags), pid in zip(fresh, placed, patient_ids, strict=True)]
-    ids = insert_later_returning_ids(session, WorklistItem.__table__, rows)
+    ids = insert_returning_ids(session, WorklistItem.__table__, rows)
     out: list[Enqueued | None] = [None] * len(news)
     for i, row, item_id in zip(fresh, rows, ids, strict=True):
         out[i] = Enqueued(item_id, row["institution_code"], row["patient_id"],
@@ -181,7 +175,6 @@ def prefetch_enqueue_many(session: Session, news: Sequence[NewItem]) -> None:
     caller's next read. ``news`` may be a superset of what is later enqueued.
     """
     prefetch_where_in(session, _ITEM_KEY, _ITEM_KEY, [_item_key(n) for n in news])
-    prefetch_ids(session, WorklistItem.__table__, len(news))
     prefetch_resolve(session, [(_filed_under(n), n.patient) for n in news])
 
 

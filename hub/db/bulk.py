@@ -22,15 +22,6 @@ Announcements last until the end of the transaction; a write to a table they rea
 module, or any statement other than a SELECT through SQLAlchemy (an ORM flush, a ROLLBACK TO
 SAVEPOINT), drops answers read ahead. A lookup whose columns JSON does not carry exactly (a
 Decimal, a time) is refused.
-
-Writes whose ids are needed at once but whose rows nobody reads before the next statement
-(new patients, new worklist items of a lab batch) can wait for it: :func:`insert_later` and
-:func:`insert_later_returning_ids` hand out ids reserved from the table's sequence (announced
-with :func:`prefetch_ids`, they come with the lookups) and keep the INSERT, which then travels as
-a ``WITH`` in front of the next statement of this module. A statement that reads or writes a
-table with such rows, any statement through SQLAlchemy, and the commit first run the INSERTs
-kept; a rollback drops them. Foreign keys between them and the statement they travel with are
-checked at its end, when all its rows are there.
 """
 
 from __future__ import annotations
@@ -48,10 +39,8 @@ from sqlalchemy.orm import Session
 
 _PG = postgresql.dialect()
 
-# Keys in the SQLAlchemy connection's ``info``: lookups announced in the current transaction,
-# and INSERTs kept to travel with the next statement.
+# Key in the SQLAlchemy connection's ``info``: lookups announced in the current transaction.
 _AHEAD = "yigong.bulk.ahead"
-_LATER = "yigong.bulk.later"
 
 
 @dataclass
@@ -98,18 +87,6 @@ def prefetch_where_any(session: Session, columns: Sequence[Column[Any]],
     _readers(signature)
     _announced(conn).append(_Ahead(signature, tuple(v for _c, v in wanted),
                                    _pg_where_any(on), [list(v) for _c, v in wanted]))
-
-
-def prefetch_ids(session: Session, table: Table, count: int) -> None:
-    """Announce that up to ``count`` new ids of ``table`` will be asked for (by
-    :func:`insert_later_returning_ids`): they are reserved with the next lookups. Only on
-    PostgreSQL; ids reserved and not used are gaps in the sequence, as after a rollback.
-    """
-    conn = _postgresql(session)
-    if conn is None or count <= 0:
-        return
-    _announced(conn).append(_Ahead(("ids", table), (), "FROM generate_series(1, %b::int)",
-                                   [count]))
 
 
 def _announced(conn: Connection) -> list[_Ahead]:
@@ -174,10 +151,7 @@ def _run_ahead(conn: Connection, entries: list[_Ahead],
     for e in entries:
         e.rows = []
     head_rows: list[tuple[Any, ...]] = []
-    reads = frozenset().union(*(_tables_of(e.signature) for e in entries))
-    if head is not None:
-        reads |= {head[2][0].table.name}
-    for n, values in _execute(conn, prefix + " UNION ALL ".join(parts), params, reads):
+    for n, values in _cursor(conn).execute(prefix + " UNION ALL ".join(parts), params):
         (head_rows if n < 0 else entries[n].rows).append(tuple(  # type: ignore[union-attr]
             v if v is None or read is None else read(v)
             for read, v in zip(readers[n], values, strict=True)))
@@ -188,8 +162,6 @@ def _run_ahead(conn: Connection, entries: list[_Ahead],
 def _row_columns(signature: tuple[Any, ...]) -> str:
     if signature[0] == "returning":
         return ", ".join(f"head.{c.name}" for c in signature[1])
-    if signature[0] == "ids":
-        return f"nextval('{_sequence(signature[1])}'::regclass)"
     return _qualified(_columns_of(signature))
 
 
@@ -198,21 +170,12 @@ def _columns_of(signature: tuple[Any, ...]) -> tuple[Column[Any], ...]:
     """What a row of a lookup holds: its key columns, then the columns asked for."""
     if signature[0] == "returning":
         return signature[1]
-    if signature[0] == "ids":
-        return (signature[1].c.id,)
     return signature[2] + signature[1]
 
 
 @lru_cache(maxsize=256)
 def _tables_of(signature: tuple[Any, ...]) -> frozenset[str]:
-    if signature[0] == "ids":  # a reservation reads no rows: a write cannot make it stale
-        return frozenset()
     return frozenset(c.table.name for c in _columns_of(signature))
-
-
-def _sequence(table: Table) -> str:
-    # The name PostgreSQL gives the sequence of a SERIAL "id" column (all tables here).
-    return f"{table.name}_id_seq"
 
 
 # What turns a column's value, read back as JSON, into what psycopg returns for the column; the
@@ -245,8 +208,6 @@ def _readers(signature: tuple[Any, ...]) -> tuple[Any, ...]:
 @event.listens_for(Engine, "before_cursor_execute")
 def _before_sqlalchemy_statement(conn: Connection, _cursor: Any, statement: str,
                                  *_args: Any) -> None:
-    if conn.info.get(_LATER):
-        _run_later(conn)  # whatever the statement, it may read or depend on those rows
     ahead = conn.info.get(_AHEAD)
     if ahead and statement.lstrip()[:6].upper() != "SELECT":
         # A write elsewhere (an ORM flush) or a savepoint rolled back: what was read ahead may
@@ -255,16 +216,9 @@ def _before_sqlalchemy_statement(conn: Connection, _cursor: Any, statement: str,
 
 
 @event.listens_for(Engine, "commit")
-def _before_commit(conn: Connection) -> None:
-    if conn.info.get(_LATER):
-        _run_later(conn)
-    conn.info.pop(_AHEAD, None)
-
-
 @event.listens_for(Engine, "rollback")
 def _end_of_transaction(conn: Connection) -> None:
     conn.info.pop(_AHEAD, None)
-    conn.info.pop(_LATER, None)
 
 
 def _forget_ahead(conn: Connection, table: Table) -> None:
@@ -293,7 +247,7 @@ def select_where_in(session: Session, columns: Sequence[Column[Any]],
             return [row[width:] for row in sent if row[:width] in chosen]
         sql = _pg_select_sql(tuple(columns), tuple(key_columns), join_on)
         arrays = [list(values) for values in zip(*wanted, strict=True)]
-        return list(_execute(conn, sql, arrays, _tables(columns, key_columns)))
+        return list(_cursor(conn).execute(sql, arrays))
     target = tuple_(*key_columns) if len(key_columns) > 1 else key_columns[0]
     values = wanted if len(key_columns) > 1 else [k[0] for k in wanted]
     stmt = select(*columns)
@@ -321,7 +275,7 @@ def select_where_any(session: Session, columns: Sequence[Column[Any]],
                     if any(value in values for value, values in zip(row[:width], chosen,
                                                                     strict=True))]
         sql = _pg_any_sql(tuple(columns), on)
-        return list(_execute(conn, sql, [v for _c, v in wanted], _tables(columns, on)))
+        return list(_cursor(conn).execute(sql, [v for _c, v in wanted]))
     stmt = select(*columns).where(or_(*(column.in_(values) for column, values in wanted)))
     return [tuple(row) for row in session.execute(stmt)]
 
@@ -333,8 +287,7 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     conn = _postgresql(session)
     if conn is not None:
         _forget_ahead(conn, table)
-        _execute(conn, _pg_insert_sql(table, tuple(rows[0]), False), _pg_rows(rows),
-                 {table.name})
+        _cursor(conn).execute(_pg_insert_sql(table, tuple(rows[0]), False), _pg_rows(rows))
     else:
         session.connection().execute(table.insert(), list(rows))
 
@@ -347,8 +300,8 @@ def insert_returning_ids(session: Session, table: Table,
     conn = _postgresql(session)
     if conn is not None:
         _forget_ahead(conn, table)
-        result = _execute(conn, _pg_insert_sql(table, tuple(rows[0]), True), _pg_rows(rows),
-                          {table.name})
+        result = _cursor(conn).execute(_pg_insert_sql(table, tuple(rows[0]), True),
+                                       _pg_rows(rows))
         # The rows are inserted in the order given (ORDER BY ordinality), so their sequence
         # values ascend with it.
         return sorted(row[0] for row in result)
@@ -376,89 +329,7 @@ def insert_with_children(session: Session, table: Table, rows: Sequence[dict[str
     _forget_ahead(conn, table)
     _forget_ahead(conn, child_table)
     sql = _pg_family_sql(table, tuple(rows[0]), child_table, tuple(children[0]), parent_column)
-    return [row[0] for row in _execute(conn, sql, _pg_rows(rows) + _pg_rows(children),
-                                       {table.name, child_table.name})]
-
-
-def insert_later(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """:func:`insert_rows`, sent with the next statement (see the module's description)."""
-    if not rows:
-        return
-    conn = _postgresql(session)
-    if conn is None:
-        insert_rows(session, table, rows)
-        return
-    _keep_for_later(conn, table, rows)
-
-
-def insert_later_returning_ids(session: Session, table: Table,
-                               rows: Sequence[dict[str, Any]]) -> list[int]:
-    """:func:`insert_returning_ids`, sent with the next statement; the ids are reserved now.
-
-    The ids ascend in the order of ``rows``, as :func:`insert_returning_ids` gives them.
-    """
-    if not rows:
-        return []
-    conn = _postgresql(session)
-    if conn is None:
-        return insert_returning_ids(session, table, rows)
-    ids = _reserve_ids(conn, table, len(rows))
-    _keep_for_later(conn, table, [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
-    return ids
-
-
-def _keep_for_later(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    _forget_ahead(conn, table)
-    later: list[tuple[str, str, list[Any]]] = conn.info.setdefault(_LATER, [])
-    later.append((table.name, _pg_insert_sql(table, tuple(rows[0]), False), _pg_rows(rows)))
-
-
-def _reserve_ids(conn: Connection, table: Table, count: int) -> list[int]:
-    """``count`` new ids of ``table``: announced ones if enough were, else fresh ones."""
-    ahead = conn.info.get(_AHEAD) or []
-    for n, entry in enumerate(ahead):
-        if entry.signature[0] == "ids" and entry.signature[1] is table \
-                and entry.params[0] >= count:
-            if entry.rows is None:
-                _run_ahead(conn, _unread(conn))
-            del ahead[n]
-            return sorted(row[0] for row in entry.rows)[:count]  # type: ignore[union-attr]
-    sql = f"SELECT nextval('{_sequence(table)}'::regclass) FROM generate_series(1, %b::int)"
-    return sorted(row[0] for row in _execute(conn, sql, [count], frozenset()))
-
-
-def _execute(conn: Connection, sql: str, params: list[Any], touches: Iterable[str]) -> Any:
-    """Run ``sql`` on the session's psycopg connection, INSERTs kept for later in front.
-
-    ``touches``: the tables ``sql`` reads or writes. Kept rows of those go in first, in a
-    statement of their own: within one statement, a ``WITH`` INSERT's rows are not visible.
-    """
-    later = conn.info.get(_LATER)
-    if later:
-        if any(name in touches for name, _sql, _params in later):
-            _run_later(conn)
-        else:
-            ctes, kept = _take_later(conn)
-            params = kept + params
-            sql = f"WITH {ctes}, {sql[5:]}" if sql.startswith("WITH ") else f"WITH {ctes} {sql}"
-    return _cursor(conn).execute(sql, params)
-
-
-def _run_later(conn: Connection) -> None:
-    """Run the INSERTs kept for later now, as one statement."""
-    ctes, params = _take_later(conn)
-    _cursor(conn).execute(f"WITH {ctes} SELECT 1", params)
-
-
-def _take_later(conn: Connection) -> tuple[str, list[Any]]:
-    """The INSERTs kept for later as ``WITH`` entries, and their parameters (then forgotten)."""
-    later = conn.info.pop(_LATER)
-    ctes = ", ".join(f"later_{n} AS ({sql})" for n, (_name, sql, _p) in enumerate(later))
-    return ctes, [p for _name, _sql, kept in later for p in kept]
-
-
-def _tables(*column_lists: Iterable[Column[Any]]) -> frozenset[str]:
-    return frozenset(c.table.name for columns in column_lists for c in columns)
+    return [row[0] for row in _cursor(conn).execute(sql, _pg_rows(rows) + _pg_rows(children))]
 
 
 def insert_new_returning_ids(session: Session, table: Table, rows: Sequence[dict[str, Any]],
@@ -481,7 +352,7 @@ def insert_new_returning_ids(session: Session, table: Table, rows: Sequence[dict
             result = _run_ahead(conn, waiting, (sql, _pg_rows(rows),
                                                 (table.c.id, *key_columns)))
         else:
-            result = _execute(conn, sql, _pg_rows(rows), {table.name})
+            result = _cursor(conn).execute(sql, _pg_rows(rows))
         inserted = sorted(result)  # by id: the order the rows were inserted in
         out: list[int | None] = []
         pending = iter(inserted)

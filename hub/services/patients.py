@@ -13,9 +13,8 @@ from sqlalchemy.orm import Session
 
 from hub.clock import utcnow
 from hub.db.bulk import (
-    insert_later,
-    insert_later_returning_ids,
-    prefetch_ids,
+    insert_returning_ids,
+    insert_rows,
     prefetch_where_in,
     select_where_any,
     select_where_in,
@@ -71,7 +70,6 @@ def resolve_patient(session: Session, institution_code: str, ref: PatientRef) ->
         patient = session.scalar(select(Patient).where(Patient.insurance_no == demo.insurance_no))
     is_new = patient is None
     if patient is None:
-        born_alike = _born_on(session, [demo.birth_date] if demo.birth_date else [])
         patient = Patient(**_new_patient_values(demo, utcnow()))
         session.add(patient)
         session.flush()
@@ -82,7 +80,7 @@ def resolve_patient(session: Session, institution_code: str, ref: PatientRef) ->
                                       patient_id=patient.id))
         session.flush()
     if is_new:
-        _suggest_links(session, [(patient.id, demo)], born_alike, utcnow())
+        _suggest_links(session, [(patient.id, demo)], utcnow())
     return patient
 
 
@@ -143,10 +141,6 @@ def prefetch_resolve(session: Session, refs: Sequence[tuple[str, PatientRef]]) -
     """
     prefetch_where_in(session, _KNOWN_COLUMNS, _LOCAL_ID, _local_id_keys(refs),
                       join_on=_IDENTIFIED_PATIENT)
-    # For the refs that turn out to be new people: their ids and their link candidates.
-    prefetch_ids(session, Patient.__table__, len(refs))
-    prefetch_where_in(session, _CANDIDATE_COLUMNS, _BIRTH_DATE,
-                      [(ref.birth_date,) for _inst, ref in refs if ref.birth_date])
 
 
 def _local_id_keys(refs: Sequence[tuple[str, PatientRef]]) -> list[tuple[str, str]]:
@@ -200,14 +194,12 @@ def _create_patients(session: Session, refs: list[tuple[int, tuple[str, PatientR
         return {}
     now = utcnow()
     demos = [ref.demographics() for _n, (_inst, ref) in refs]
-    # Read before the INSERTs, which then travel with the caller's next statement.
-    born_alike = _born_on(session, [d.birth_date for d in demos if d.birth_date])
-    ids = insert_later_returning_ids(session, Patient.__table__,
-                                     [_new_patient_values(d, now) for d in demos])
-    insert_later(session, PatientIdentifier.__table__, [
+    ids = insert_returning_ids(session, Patient.__table__,
+                               [_new_patient_values(d, now) for d in demos])
+    insert_rows(session, PatientIdentifier.__table__, [
         {"institution_code": inst, "local_id": ref.local_id, "patient_id": pid}
         for (_n, (inst, ref)), pid in zip(refs, ids, strict=True) if ref.local_id])
-    _suggest_links(session, list(zip(ids, demos, strict=True)), born_alike, now)
+    _suggest_links(session, list(zip(ids, demos, strict=True)), now)
     return {n: pid for (n, _ref), pid in zip(refs, ids, strict=True)}
 
 
@@ -217,41 +209,34 @@ def _new_patient_values(demo: Demographics, now: datetime) -> dict[str, Any]:
             "insurance_no": demo.insurance_no, "merged_into_id": None, "created_at": now}
 
 
-_CANDIDATE_COLUMNS = (Patient.id, Patient.name, Patient.birth_date, Patient.sex,
-                      Patient.national_id, Patient.insurance_no)
-_BIRTH_DATE = (Patient.birth_date,)
-
-
-def _born_on(session: Session, days: Sequence[date]) -> list[tuple[int, Demographics]]:
-    """Stored patients born on one of ``days`` (link candidates for new patients)."""
-    return [(cid, Demographics(name, born, sex, nid, ins))
-            for cid, name, born, sex, nid, ins in select_where_in(
-                session, _CANDIDATE_COLUMNS, _BIRTH_DATE, [(day,) for day in days])]
-
-
 def _suggest_links(session: Session, created: list[tuple[int, Demographics]],
-                   stored: list[tuple[int, Demographics]], now: datetime) -> None:
+                   now: datetime) -> None:
     """Record name + birth date + sex matches of patients just created, for a person to confirm.
 
-    ``stored``: the patients born on those days before this batch (one query for all). A
-    patient is compared with each of them and with those created before it in the same batch,
-    as if created one by one.
+    One candidate query for all of them. A patient is compared with every other patient born
+    that day except those created after it in the same batch, as if created one by one.
     """
-    born = [(pid, d) for pid, d in created if d.birth_date]
+    dated = [(pid, d) for pid, d in created if d.birth_date and d.name]
+    if not dated:
+        return
+    created_ids = {pid for pid, _d in created}
+    candidates = select_where_in(
+        session, [Patient.id, Patient.name, Patient.birth_date, Patient.sex, Patient.national_id,
+                  Patient.insurance_no], [Patient.birth_date],
+        [(d.birth_date,) for _pid, d in dated])
     by_date: dict[date, list[tuple[int, Demographics]]] = {}
-    for cid, other in stored:
-        by_date.setdefault(other.birth_date, []).append((cid, other))  # type: ignore[arg-type]
+    for cid, name, born, sex, nid, ins in candidates:
+        by_date.setdefault(born, []).append((cid, Demographics(name, born, sex, nid, ins)))
     rows = []
-    for k, (pid, demo) in enumerate(born):
-        if not demo.name:
-            continue
-        earlier = [(cid, o) for cid, o in born[:k] if o.birth_date == demo.birth_date]
-        for cid, other in [*by_date.get(demo.birth_date, []), *earlier]:  # type: ignore[arg-type]
+    for pid, demo in dated:
+        for cid, other in by_date.get(demo.birth_date, []):  # type: ignore[arg-type]
+            if cid == pid or (cid in created_ids and cid > pid):
+                continue
             if match(demo, other) == MatchKind.SUGGESTED:
                 rows.append({"patient_id": pid, "candidate_id": cid, "status": "open",
                              "created_at": now})
                 logger.info("suggested patient link %s ~ %s", pid, cid)
-    insert_later(session, PatientLinkSuggestion.__table__, rows)
+    insert_rows(session, PatientLinkSuggestion.__table__, rows)
 
 
 def _gaps(name: str, birth_date: date | None, sex: str | None,

@@ -2,8 +2,7 @@
 
 Announced lookups (prefetch_*) must give the answers asking directly gives, in fewer statements
 on PostgreSQL, and never stale rows; parents and children inserted together must point at
-each other; INSERTs kept for the next statement (insert_later*) must be there for every later
-read, and gone after a rollback.
+each other.
 """
 
 from __future__ import annotations
@@ -13,17 +12,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Numeric, Table, func, select
+from sqlalchemy import Column, Integer, MetaData, Numeric, Table
 from sqlalchemy.orm import Session
 
 from hub.db import bulk
 from hub.db.bulk import (
-    insert_later,
-    insert_later_returning_ids,
     insert_new_returning_ids,
     insert_rows,
     insert_with_children,
-    prefetch_ids,
     prefetch_where_any,
     prefetch_where_in,
     select_where_any,
@@ -210,62 +206,3 @@ def test_a_lookup_json_cannot_carry_exactly_is_refused(session: Session) -> None
                 prefetch_where_in(session, [prices.c.amount], [prices.c.id], [(1,)])
         else:  # nothing is announced on SQLite, so nothing to refuse
             prefetch_where_in(session, [prices.c.amount], [prices.c.id], [(1,)])
-
-
-def new_patient(name: str) -> dict[str, Any]:
-    return {"name": name, "birth_date": date(1970, 1, 1), "sex": None, "national_id": None,
-            "insurance_no": None, "merged_into_id": None, "created_at": datetime.now(UTC)}
-
-
-def test_kept_inserts_travel_with_the_next_statement(session: Session,
-                                                     statements: list[str]) -> None:
-    with session.begin():
-        prefetch_ids(session, Patient.__table__, 3)
-        prefetch_where_any(session, [Institution.code], [(Institution.code, ["BR3"])])
-        assert select_where_any(session, [Institution.code],
-                                [(Institution.code, ["BR3"])]) == [("BR3",)]
-        ids = insert_later_returning_ids(session, Patient.__table__,
-                                         [new_patient("赵一"), new_patient("钱二")])
-        insert_later(session, PatientIdentifier.__table__, [
-            {"institution_code": "BR2", "local_id": f"L{n}", "patient_id": pid}
-            for n, pid in enumerate(ids)])
-        sent_before_next = len(statements)
-        # The next statement (children of the new patients) carries both kept INSERTs.
-        insert_rows(session, PatientLinkSuggestion.__table__, [
-            {"patient_id": ids[1], "candidate_id": ids[0], "status": "open",
-             "created_at": datetime.now(UTC)}])
-        stored = select_where_in(session, [PatientIdentifier.local_id, Patient.name],
-                                 [PatientIdentifier.patient_id], [(i,) for i in ids],
-                                 join_on=IDENTIFIED)
-    assert ids == sorted(ids) and len(set(ids)) == 2
-    assert sorted(stored) == [("L0", "赵一"), ("L1", "钱二")]
-    if is_pg(session):
-        assert sent_before_next == 1  # the ids came with the lookup
-        assert statements[1].startswith("WITH later_0 AS (INSERT INTO patients")
-        assert "later_1 AS (INSERT INTO patient_identifiers" in statements[1]
-        assert len(statements) == 3
-
-
-def test_a_read_of_a_table_with_kept_rows_sees_them(session: Session) -> None:
-    with session.begin():
-        (pid,) = insert_later_returning_ids(session, Patient.__table__, [new_patient("孙三")])
-        assert select_where_in(session, [Patient.name], [Patient.id], [(pid,)]) == [("孙三",)]
-        (other,) = insert_later_returning_ids(session, Patient.__table__, [new_patient("李四")])
-        assert session.scalar(select(Patient.name).where(Patient.id == other)) == "李四"
-
-
-def test_kept_inserts_are_committed_or_rolled_back_with_the_transaction(
-        db_url: str, session: Session) -> None:
-    with session.begin():
-        (kept,) = insert_later_returning_ids(session, Patient.__table__, [new_patient("周五")])
-    with session.begin():
-        (dropped,) = insert_later_returning_ids(session, Patient.__table__, [new_patient("吴六")])
-        session.rollback()
-    with session.begin():  # nothing left over to travel with this transaction's statements
-        select_where_any(session, [Institution.code], [(Institution.code, ["BR1"])])
-    with get_sessionmaker(db_url)() as other:
-        names = dict(other.execute(select(Patient.id, Patient.name).where(
-            Patient.id.in_([kept, dropped]))).all())
-        total = other.scalar(select(func.count()).select_from(Patient))
-    assert names == {kept: "周五"}
-    assert total == 3
