@@ -297,9 +297,13 @@ def sync_acks(session: Session, actor: audit.Actor = audit.SYSTEM,
         row.status = "acked"
         row.detail = f"ACK {outbound.ack_code} at {as_utc(outbound.acked_at).isoformat()}"
         report = session.get(Report, row.report_id)
-        item = session.get(WorklistItem, report.worklist_item_id) if report else None
+        # Item locked, then the report re-read: an addendum signed meanwhile (it holds the
+        # item) must be seen, or the item would be "delivered" with its newest version unsent.
+        item = session.get(WorklistItem, report.worklist_item_id, with_for_update=True,
+                           populate_existing=True) if report else None
         if item is None or report is None:
             continue
+        session.refresh(report)
         # Only the newest version's ACK delivers; an older version acked late does not.
         if row.version_number == report.current_version and item.status == ReadingState.FINAL:
             apply_event(session, item, Event.DELIVER, actor,

@@ -33,9 +33,21 @@ def apply_event(session: Session, item: WorklistItem, event: Event, actor: audit
     on_item_transition(session, item, before, item.status, item.updated_at)
 
 
+def lock_item(session: Session, item: WorklistItem) -> WorklistItem:
+    """Re-read ``item`` and hold its row until the transaction ends (FOR UPDATE).
+
+    For every decision made on an item's current state and then written back (a claim, a
+    sign-off, a delivery): a second request on the same item waits, then decides on what the
+    first one wrote, instead of both passing the check and the later write winning.
+    """
+    session.refresh(item, with_for_update=True)
+    return item
+
+
 def claim_item(session: Session, item: WorklistItem, user_id: int, actor: audit.Actor,
                ttl: timedelta) -> None:
     """Claim (or renew) an item for reading; raises Conflict while another reader holds it."""
+    lock_item(session, item)
     now = utcnow()
     current = Claim(item.claimed_by, as_utc(item.claim_expires_at))
     new = claim(current, user_id, now, ttl)
@@ -45,6 +57,7 @@ def claim_item(session: Session, item: WorklistItem, user_id: int, actor: audit.
 
 def release_item(session: Session, item: WorklistItem, user_id: int, actor: audit.Actor) -> None:
     """Give an item back; only its reader may, unless the claim has already expired."""
+    lock_item(session, item)
     if Claim(item.claimed_by, as_utc(item.claim_expires_at)).is_held_by_other(user_id, utcnow()):
         raise NotPermitted("item is claimed by another reader")
     apply_event(session, item, Event.RELEASE, actor)

@@ -39,6 +39,7 @@ from hub.services import delivery as delivery_svc
 from hub.services import recognition as recognition_svc
 from hub.services import reports as svc
 from hub.services.worklist import get_item as scoped_item
+from hub.services.worklist import lock_item
 
 router = APIRouter(tags=["reports"])
 
@@ -121,9 +122,10 @@ CtxDep = Annotated[svc.ReportContext, Depends(_ctx)]
 def _item_for_write(session: Session, item_id: int, current: CurrentUserInfo) -> WorklistItem:
     # Readers get the sign-off rules' reason (e.g. "a cardiologist may not report a radiology
     # exam", 403); everyone else gets the worklist's 404 for items outside their scope.
+    # Locked: sign-off decisions are taken on the item's and report's current state.
     if current.viewer.role in READER_SPECIALTY:
-        return svc.get_item(session, item_id)
-    return scoped_item(session, item_id, current.scope)
+        return lock_item(session, svc.get_item(session, item_id))
+    return lock_item(session, scoped_item(session, item_id, current.scope))
 
 
 def _user_brief(u: User | None) -> dict[str, Any] | None:

@@ -1,0 +1,134 @@
+"""Two writers on one worklist item: neither may undo the other's change or skip its check.
+
+The change feed refreshes a study (``hub.intake.enqueue``) while a person reconciles it (which
+adds the order link to the item's details): both rewrite the whole ``details`` JSON, and the
+order link must survive whichever commits last. Two readers claim the same study at once: one
+gets it, the other is told it is taken (not both).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.orm import Session
+
+from hub import audit
+from hub.clock import utcnow
+from hub.db.models import User, WorklistItem
+from hub.db.session import get_sessionmaker, session_scope
+from hub.domain.errors import Conflict
+from hub.intake import IntakeRules, NewItem, enqueue
+from hub.services.patients import PatientRef
+from hub.services.worklist import claim_item
+
+RULES = IntakeRules({"stat": 30, "urgent": 120, "routine": 1440}, {"CT": "radiology"})
+
+
+def study(**details: object) -> NewItem:
+    return NewItem(kind="imaging", natural_key="1.2.3.4", institution_code=None,
+                   patient=PatientRef("P1", "王芳"), modality="CT", details=dict(details))
+
+
+def while_uncommitted(db_url: str, first: Callable[[Session], None],
+                      second: Callable[[Session], None]) -> list[BaseException]:
+    """Run ``first`` and keep its transaction open while ``second`` starts in another thread.
+
+    ``second`` must still be waiting after a second (it has had ample time to read the item);
+    then ``first`` commits. Returns what ``second`` raised.
+    """
+    done = threading.Event()
+    raised: list[BaseException] = []
+
+    def run_second() -> None:
+        try:
+            with session_scope(db_url) as s:
+                second(s)
+        except BaseException as exc:  # noqa: BLE001 - returned to the test
+            raised.append(exc)
+        done.set()
+
+    session = get_sessionmaker(db_url)()
+    try:
+        first(session)
+        session.flush()
+        worker = threading.Thread(target=run_second)
+        worker.start()
+        time.sleep(1.0)
+        assert not done.is_set(), "the second writer did not wait for the first"
+        session.commit()
+    finally:
+        session.close()
+    worker.join(timeout=30)
+    assert done.is_set()
+    return raised
+
+
+def test_a_refresh_waits_for_an_uncommitted_order_link_and_keeps_it(db_url: str) -> None:
+    with session_scope(db_url) as s:
+        item_id = enqueue(s, study(series=1), RULES).id
+
+    def link(s: Session) -> None:
+        item = s.get(WorklistItem, item_id)
+        item.details = {**item.details, "order": {"id": 7}}
+
+    raised = while_uncommitted(db_url, link,
+                               lambda s: enqueue(s, study(series=2), RULES))
+    assert not raised, raised
+    with session_scope(db_url) as s:
+        details = s.get(WorklistItem, item_id).details
+    assert details["order"] == {"id": 7}
+    assert details["series"] == 2
+
+
+def reader(s: Session, name: str) -> User:
+    user = User(username=name, password_hash="-", role="radiologist", institution_code="HUB",
+                created_at=utcnow())
+    s.add(user)
+    s.flush()
+    return user
+
+
+def test_two_readers_claiming_one_study_at_once_do_not_both_get_it(db_url: str) -> None:
+    with session_scope(db_url) as s:
+        item = enqueue(s, NewItem(kind="imaging", natural_key="1.2.3.5", institution_code=None,
+                                  patient=PatientRef("P2", "李雷"), modality="CT", ready=True),
+                       RULES)
+        item_id, first_id, second_id = item.id, reader(s, "wang").id, reader(s, "li").id
+    ttl = timedelta(minutes=30)
+
+    def claim_as(user_id: int) -> Callable[[Session], None]:
+        def run(s: Session) -> None:
+            claim_item(s, s.get(WorklistItem, item_id), user_id,
+                       audit.Actor(str(user_id), "radiologist", "HUB"), ttl)
+        return run
+
+    raised = while_uncommitted(db_url, claim_as(first_id), claim_as(second_id))
+    assert len(raised) == 1 and isinstance(raised[0], Conflict), raised
+    with session_scope(db_url) as s:
+        assert s.get(WorklistItem, item_id).claimed_by == first_id
+
+
+def test_a_claim_is_decided_on_the_row_not_on_a_copy_read_earlier(db_url: str) -> None:
+    """A claim decided on a copy read before another reader's claim committed is refused."""
+    with session_scope(db_url) as s:
+        item = enqueue(s, NewItem(kind="imaging", natural_key="1.2.3.6", institution_code=None,
+                                  patient=PatientRef("P3", "韩梅"), modality="CT", ready=True),
+                       RULES)
+        item_id, first_id, second_id = item.id, reader(s, "zhao").id, reader(s, "qian").id
+    late = get_sessionmaker(db_url)()
+    try:
+        stale = late.get(WorklistItem, item_id)  # read while the item is still free
+        assert stale.claimed_by is None
+        late.commit()  # SQLite: let the other writer in; the copy stays in this session
+        with session_scope(db_url) as s:
+            claim_item(s, s.get(WorklistItem, item_id), first_id, audit.SYSTEM,
+                       timedelta(minutes=30))
+        with pytest.raises(Conflict):
+            claim_item(late, stale, second_id, audit.SYSTEM, timedelta(minutes=30))
+    finally:
+        late.rollback()
+        late.close()
