@@ -84,20 +84,21 @@ def test_a_refresh_waits_for_an_uncommitted_order_link_and_keeps_it(db_url: str)
     assert details["series"] == 2
 
 
-def reader(s: Session, name: str) -> User:
-    user = User(username=name, password_hash="-", role="radiologist", institution_code="HUB",
-                created_at=utcnow())
-    s.add(user)
-    s.flush()
-    return user
-
-
-def test_two_readers_claiming_one_study_at_once_do_not_both_get_it(db_url: str) -> None:
+def study_and_two_readers(db_url: str) -> tuple[int, int, int]:
+    """A study ready for reading and two radiologists: their ids."""
     with session_scope(db_url) as s:
         item = enqueue(s, NewItem(kind="imaging", natural_key="1.2.3.5", institution_code=None,
                                   patient=PatientRef("P2", "李雷"), modality="CT", ready=True),
                        RULES)
-        item_id, first_id, second_id = item.id, reader(s, "wang").id, reader(s, "li").id
+        users = [User(username=name, password_hash="-", role="radiologist",
+                      institution_code="HUB", created_at=utcnow()) for name in ("wang", "li")]
+        s.add_all(users)
+        s.flush()
+        return item.id, users[0].id, users[1].id
+
+
+def test_two_readers_claiming_one_study_at_once_do_not_both_get_it(db_url: str) -> None:
+    item_id, first_id, second_id = study_and_two_readers(db_url)
     ttl = timedelta(minutes=30)
 
     def claim_as(user_id: int) -> Callable[[Session], None]:
@@ -114,11 +115,7 @@ def test_two_readers_claiming_one_study_at_once_do_not_both_get_it(db_url: str) 
 
 def test_a_claim_is_decided_on_the_row_not_on_a_copy_read_earlier(db_url: str) -> None:
     """A claim decided on a copy read before another reader's claim committed is refused."""
-    with session_scope(db_url) as s:
-        item = enqueue(s, NewItem(kind="imaging", natural_key="1.2.3.6", institution_code=None,
-                                  patient=PatientRef("P3", "韩梅"), modality="CT", ready=True),
-                       RULES)
-        item_id, first_id, second_id = item.id, reader(s, "zhao").id, reader(s, "qian").id
+    item_id, first_id, second_id = study_and_two_readers(db_url)
     late = get_sessionmaker(db_url)()
     try:
         stale = late.get(WorklistItem, item_id)  # read while the item is still free
