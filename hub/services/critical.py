@@ -76,7 +76,9 @@ def _load(session: Session, alert_id: str) -> Alert:
     if not raw.isdigit() or source not in ("lab", "report"):
         raise InvalidInput(f"alert id must be lab:<n> or report:<n>, not {alert_id!r}")
     model = LabCriticalAlert if source == "lab" else ReportCriticalResult
-    row = session.get(model, int(raw))
+    # Locked and re-read: an acknowledgement is decided on the alert's current status (two
+    # clinicians at once: one gets 409), and the escalation pass waits for it (see there).
+    row = session.get(model, int(raw), with_for_update=True, populate_existing=True)
     if row is None:
         raise NotFound(f"critical alert {alert_id}")
     return row
@@ -155,7 +157,8 @@ def acknowledge_item_by_hl7(session: Session, item: WorklistItem, receiver: str,
     n = 0
     for model in (LabCriticalAlert, ReportCriticalResult):
         for row in session.scalars(select(model).where(model.worklist_item_id == item.id,
-                                                       model.status.in_(OPEN_STATES))):
+                                                       model.status.in_(OPEN_STATES))
+                                   .with_for_update()):
             acknowledge(session, f"{'lab' if model is LabCriticalAlert else 'report'}:{row.id}",
                         receiver, actor, now, channel="hl7")
             n += 1
@@ -170,7 +173,11 @@ def escalate_due(session: Session, now: datetime, every_minutes: int, max_level:
     """
     escalated = []
     for model in (LabCriticalAlert, ReportCriticalResult):
-        rows = session.scalars(select(model).where(model.status.in_(OPEN_STATES)))
+        # Locked: an alert being acknowledged right now is waited for, and PostgreSQL then
+        # re-checks the status, so an acknowledgement is never overwritten by "escalated".
+        rows = session.scalars(select(model).where(model.status.in_(OPEN_STATES))
+                               .with_for_update()
+                               .execution_options(populate_existing=True))
         for row in rows:
             level = escalation_level(as_utc(row.raised_at), now, every_minutes, max_level)
             if level <= row.escalation_level:

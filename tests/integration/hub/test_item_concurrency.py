@@ -3,7 +3,8 @@
 The change feed refreshes a study (``hub.intake.enqueue``) while a person reconciles it (which
 adds the order link to the item's details): both rewrite the whole ``details`` JSON, and the
 order link must survive whichever commits last. Two readers claim the same study at once: one
-gets it, the other is told it is taken (not both).
+gets it, the other is told it is taken (not both). A clinician acknowledges a critical result
+while the escalation pass runs: the acknowledgement stands.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from hub import audit
 from hub.clock import utcnow
 from hub.db.models import User, WorklistItem
 from hub.db.session import get_sessionmaker, session_scope
+from hub.domain.access import Scope
 from hub.domain.errors import Conflict
 from hub.intake import IntakeRules, NewItem, enqueue
+from hub.services import critical
 from hub.services.patients import PatientRef
 from hub.services.worklist import claim_item
 
@@ -129,3 +132,25 @@ def test_a_claim_is_decided_on_the_row_not_on_a_copy_read_earlier(db_url: str) -
     finally:
         late.rollback()
         late.close()
+
+
+def test_an_acknowledgement_during_the_escalation_pass_is_not_overwritten(db_url: str) -> None:
+    raised_at = utcnow() - timedelta(minutes=30)
+    item_id, _first, _second = study_and_two_readers(db_url)
+    with session_scope(db_url) as s:
+        alert = critical.raise_report_critical(s, s.get(WorklistItem, item_id), None,
+                                               "大量心包积液", "ward 3", audit.SYSTEM, raised_at)
+        alert_id = f"report:{alert.id}"
+
+    def acknowledge(s: Session) -> None:
+        critical.acknowledge(s, alert_id, "dr.zhou", audit.SYSTEM, utcnow())
+
+    escalated: list[list[critical.AlertView]] = []
+    raised = while_uncommitted(
+        db_url, acknowledge,
+        lambda s: escalated.append(critical.escalate_due(s, utcnow(), 10, 3)))
+    assert not raised, raised
+    assert escalated == [[]]  # it waited, then saw the alert acknowledged
+    with session_scope(db_url) as s:
+        (view,) = critical.list_alerts(s, Scope(None, None))
+    assert (view.status, view.acknowledged_by) == ("acknowledged", "dr.zhou")
