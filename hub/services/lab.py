@@ -644,8 +644,11 @@ def _orders_for(session: Session, pending: list[_PendingResult]) -> list[LabOrde
                                           _order_numbers([p.parsed for p in pending]))}
     if not ids:
         return []
+    # Locked (in id order, as every batch takes them): a result moving an order to resulted
+    # and an order message from the HIS must not decide on stale statuses.
     return list(session.scalars(select(LabOrder).where(LabOrder.id.in_(ids))
-                                .order_by(LabOrder.id)))
+                                .order_by(LabOrder.id).with_for_update()
+                                .execution_options(populate_existing=True)))
 
 
 def _prefetch_orders(session: Session, result_sets: list[ParsedResultSet]) -> None:
@@ -725,6 +728,7 @@ def _upsert_order(session: Session, sender: str, inst_code: str | None, msg: Lab
     existing = session.scalar(
         select(LabOrder).where(LabOrder.placer_order_number == order.placer_order_number,
                                LabOrder.service_code == order.service_code)
+        .with_for_update().execution_options(populate_existing=True)
     )
     if existing is None:
         patient = resolve_patient(session, inst_code or "UNKNOWN", msg.patient)
@@ -769,7 +773,8 @@ def verify_result_set(session: Session, result_set_id: int, username: str,
     result_set.verified_by = username
     result_set.updated_at = now
     if result_set.order_id is not None:
-        order = session.get(LabOrder, result_set.order_id)
+        order = session.get(LabOrder, result_set.order_id, with_for_update=True,
+                            populate_existing=True)
         if order is not None:
             order.status = advance_order(OrderStatus(order.status), OrderStatus.VERIFIED).value
             order.verified_at = now

@@ -84,6 +84,19 @@ class OrderIn:
     patient_name: str = ""
 
 
+def _lock(session: Session, order: ImagingOrder) -> None:
+    """Hold the order's row (and first its item's, the order every writer takes them in) and
+    re-read it: its status is checked, then written, and its history rewritten whole.
+
+    A cancel from the HIS and a report becoming final at the same moment must not both pass
+    their checks on stale copies (a cancelled order with a final report).
+    """
+    if order.worklist_item_id is not None:
+        session.get(WorklistItem, order.worklist_item_id, with_for_update=True,
+                    populate_existing=True)
+    session.refresh(order, with_for_update=True)
+
+
 def _history(order: ImagingOrder, now: datetime, event: str, before: str | None, by: str,
              **detail: Any) -> None:
     order.history = [*(order.history or []),
@@ -190,6 +203,7 @@ def change_order(session: Session, actor: audit.Actor, order: ImagingOrder,
     Raises:
         InvalidTransition: the order was already read (or is already cancelled).
     """
+    _lock(session, order)
     event = event_for_control(control)
     before = order.status
     order.status = next_order_state(OrderStatus(order.status), event).value
@@ -360,6 +374,7 @@ def link_item(session: Session, order: ImagingOrder, item: WorklistItem, actor: 
     Raises:
         Conflict: the order already has another study.
     """
+    session.refresh(order, with_for_update=True)  # the caller holds the item (see _lock)
     if order.worklist_item_id not in (None, item.id):
         raise Conflict(f"order {order.id} already has worklist item {order.worklist_item_id}")
     order.worklist_item_id = item.id
@@ -410,8 +425,10 @@ def on_item_transition(session: Session, item: WorklistItem, before: str, after:
              ReadingState.FINAL.value: OrderEvent.FINALISED}.get(after)
     if event is None:
         return
+    # The item is held by whoever moves it (hub.services.worklist.lock_item); then the order.
     order = session.scalar(select(ImagingOrder).where(
-        ImagingOrder.worklist_item_id == item.id))
+        ImagingOrder.worklist_item_id == item.id).with_for_update()
+        .execution_options(populate_existing=True))
     if order is None or order.status in (OrderStatus.CANCELLED, OrderStatus.DISCONTINUED):
         return
     previous = order.status

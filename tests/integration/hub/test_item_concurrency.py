@@ -4,7 +4,9 @@ The change feed refreshes a study (``hub.intake.enqueue``) while a person reconc
 adds the order link to the item's details): both rewrite the whole ``details`` JSON, and the
 order link must survive whichever commits last. Two readers claim the same study at once: one
 gets it, the other is told it is taken (not both). A clinician acknowledges a critical result
-while the escalation pass runs: the acknowledgement stands.
+while the escalation pass runs: the acknowledgement stands. The HIS cancels an order while its
+study is being claimed for reading: the cancel is refused (an order already in reading cannot
+be cancelled), not applied on a stale copy.
 """
 
 from __future__ import annotations
@@ -20,13 +22,17 @@ from sqlalchemy.orm import Session
 from hub import audit
 from hub.clock import utcnow
 from hub.db.models import User, WorklistItem
+from hub.db.order_models import ImagingOrder
 from hub.db.session import get_sessionmaker, session_scope
 from hub.domain.access import Scope
-from hub.domain.errors import Conflict
+from hub.domain.errors import Conflict, InvalidTransition
+from hub.domain.orders import OrderControl, OrderKind
+from hub.domain.worklist import Event
 from hub.intake import IntakeRules, NewItem, enqueue
-from hub.services import critical
+from hub.services import critical, orders
 from hub.services.patients import PatientRef
-from hub.services.worklist import claim_item
+from hub.services.worklist import apply_event, claim_item, lock_item
+from tests.conftest import seed_demo
 
 RULES = IntakeRules({"stat": 30, "urgent": 120, "routine": 1440}, {"CT": "radiology"})
 
@@ -154,3 +160,29 @@ def test_an_acknowledgement_during_the_escalation_pass_is_not_overwritten(db_url
     with session_scope(db_url) as s:
         (view,) = critical.list_alerts(s, Scope(None, None))
     assert (view.status, view.acknowledged_by) == ("acknowledged", "dr.zhou")
+
+
+def test_a_cancel_from_the_his_while_reading_starts_is_refused(db_url: str) -> None:
+    seed_demo(db_url)
+    patient = PatientRef("BR01-000777", "周^八")
+    with session_scope(db_url) as s:
+        order = orders.place_order(
+            s, audit.SYSTEM, "BR01", "BR01HIS", patient,
+            orders.OrderIn(OrderControl.NEW, OrderKind.IMAGING, "P777", "CT"), utcnow())
+        item = enqueue(s, NewItem(kind="imaging", natural_key="2.25.777",
+                                  institution_code="BR01", patient=patient, ready=True,
+                                  modality="CT", accession_number=order.accession_number), RULES)
+        assert orders.match_arriving_study(s, item, utcnow(), RULES.turnaround_minutes) is order
+        item_id, order_id = item.id, order.id
+
+    def start_reading(s: Session) -> None:
+        apply_event(s, lock_item(s, s.get(WorklistItem, item_id)), Event.CLAIM, audit.SYSTEM)
+
+    def cancel(s: Session) -> None:
+        orders.change_order(s, audit.SYSTEM, s.get(ImagingOrder, order_id), OrderControl.CANCEL,
+                            utcnow())
+
+    raised = while_uncommitted(db_url, start_reading, cancel)
+    assert len(raised) == 1 and isinstance(raised[0], InvalidTransition), raised
+    with session_scope(db_url) as s:
+        assert s.get(ImagingOrder, order_id).status == "in_reading"
