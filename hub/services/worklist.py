@@ -66,11 +66,13 @@ def release_item(session: Session, item: WorklistItem, user_id: int, actor: audi
 def release_expired_claims(session: Session, actor: audit.Actor = audit.SYSTEM) -> int:
     """Return items whose claim expired to ``ready``; run by beat."""
     now = utcnow()
+    # Locked: a reader renewing a claim right now is waited for, and PostgreSQL then re-checks
+    # the expiry on the renewed row, so a claim in use is never released under its reader.
     items = session.scalars(
         select(WorklistItem).where(
             WorklistItem.status == ReadingState.IN_PROGRESS.value,
             WorklistItem.claim_expires_at < now,
-        )
+        ).with_for_update().execution_options(populate_existing=True)
     ).all()
     for item in items:
         apply_event(session, item, Event.RELEASE, actor, {"reason": "claim expired"})

@@ -31,7 +31,7 @@ from hub.domain.worklist import Event
 from hub.intake import IntakeRules, NewItem, enqueue
 from hub.services import critical, orders
 from hub.services.patients import PatientRef
-from hub.services.worklist import apply_event, claim_item, lock_item
+from hub.services.worklist import apply_event, claim_item, lock_item, release_expired_claims
 from tests.conftest import seed_demo
 
 RULES = IntakeRules({"stat": 30, "urgent": 120, "routine": 1440}, {"CT": "radiology"})
@@ -186,3 +186,23 @@ def test_a_cancel_from_the_his_while_reading_starts_is_refused(db_url: str) -> N
     assert len(raised) == 1 and isinstance(raised[0], InvalidTransition), raised
     with session_scope(db_url) as s:
         assert s.get(ImagingOrder, order_id).status == "in_reading"
+
+
+def test_a_claim_renewed_while_expired_claims_are_released_is_kept(db_url: str) -> None:
+    item_id, reader_id, _other = study_and_two_readers(db_url)
+    with session_scope(db_url) as s:
+        claim_item(s, s.get(WorklistItem, item_id), reader_id, audit.SYSTEM, timedelta(minutes=30))
+        s.get(WorklistItem, item_id).claim_expires_at = utcnow() - timedelta(minutes=1)
+
+    def renew(s: Session) -> None:
+        claim_item(s, s.get(WorklistItem, item_id), reader_id, audit.SYSTEM,
+                   timedelta(minutes=30))
+
+    released: list[int] = []
+    raised = while_uncommitted(db_url, renew,
+                               lambda s: released.append(release_expired_claims(s)))
+    assert not raised, raised
+    assert released == [0]
+    with session_scope(db_url) as s:
+        item = s.get(WorklistItem, item_id)
+        assert (item.status, item.claimed_by) == ("in_progress", reader_id)
