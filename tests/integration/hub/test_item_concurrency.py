@@ -6,7 +6,8 @@ order link must survive whichever commits last. Two readers claim the same study
 gets it, the other is told it is taken (not both). A clinician acknowledges a critical result
 while the escalation pass runs: the acknowledgement stands. The HIS cancels an order while its
 study is being claimed for reading: the cancel is refused (an order already in reading cannot
-be cancelled), not applied on a stale copy.
+be cancelled), not applied on a stale copy. A reader renews a claim while the beat releases
+expired ones: the reader keeps it.
 """
 
 from __future__ import annotations
