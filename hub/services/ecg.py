@@ -26,6 +26,7 @@ from ecg_ingest.record import EcgRecord, PatientInfo, SourceFormat
 from ecg_ingest.render import PageInfo, render_png, render_svg
 from hub.clock import utcnow
 from hub.db.models import Institution, StudyOrigin, WorklistItem
+from hub.domain.age import age_in_years
 from hub.domain.ecg_urgency import EcgFindings, UrgencyDecision, UrgencyRules, assess
 from hub.domain.errors import InvalidInput
 from hub.domain.names import display_name
@@ -66,10 +67,15 @@ def merge_patient(from_file: PatientInfo, ctx: UploadContext) -> PatientInfo:
     )
 
 
-def findings_of(m: Measurements) -> EcgFindings:
+def findings_of(m: Measurements, record: EcgRecord) -> EcgFindings:
+    """What the urgency rules look at: the measurements, and the patient's sex and age at the
+    recording (the V2–V3 ST threshold depends on them)."""
+    sex = (record.patient.sex or "").strip().upper()[:1]
+    age = age_in_years(record.patient.birth_date, (record.acquired_at or utcnow()).date())
     return EcgFindings(heart_rate_bpm=m.heart_rate_bpm, rr_max_ms=m.rr_max_ms,
                        qtc_bazett_ms=m.qtc_bazett_ms, qtc_fridericia_ms=m.qtc_fridericia_ms,
-                       st_level_mv=m.st_level_mv)
+                       st_level_mv=m.st_level_mv, sex=sex if sex in ("M", "F") else None,
+                       age_years=age)
 
 
 def ingest_files(session: Session, client: OrthancClient, rules: IntakeRules,
@@ -184,7 +190,7 @@ def _enqueue_ecg(session: Session, rules: IntakeRules, record: EcgRecord, sop_ui
                  orthanc_id: str | None, institution: str | None, extra_flags: list[str],
                  urgency: UrgencyRules, source_name: str | None) -> WorklistItem:
     m = measure(record)
-    decision = assess(findings_of(m), urgency)
+    decision = assess(findings_of(m, record), urgency)
     details = ecg_details(record, m, decision, source_name)
     name = display_name(record.patient.name or "") if record.patient.name else ""
     item = enqueue(session, NewItem(

@@ -25,6 +25,7 @@ from hub.config import Settings
 from hub.db.models import Institution, Patient, User, WorklistItem
 from hub.db.report_models import Report, ReportSignature, ReportVersion, SigningCertificate
 from hub.domain import signoff
+from hub.domain.age import age_in_years
 from hub.domain.errors import NotFound
 from hub.domain.signoff import (
     Action,
@@ -206,10 +207,8 @@ def _exam_name(item: WorklistItem, template_code: str) -> str:
 
 
 def _age(birth: date | None, at: datetime | None) -> str:
-    if birth is None or at is None:
-        return ""
-    years = at.year - birth.year - ((at.month, at.day) < (birth.month, birth.day))
-    return f"{years}岁"
+    years = age_in_years(birth, at.date() if at is not None else None)
+    return "" if years is None else f"{years}岁"
 
 
 def _iso(t: datetime | None) -> str | None:
