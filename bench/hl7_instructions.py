@@ -8,13 +8,15 @@ round trips per batch separately (docs/lab.md, "Batch write path").
 
     .venv/bin/python bench/hl7_instructions.py --messages 200 --batch 4
 
-Takes a few minutes (callgrind runs the interpreter about 50 times slower).
+Takes a few minutes (callgrind runs the interpreter about 50 times slower). Needs valgrind
+(Debian's ``valgrind`` package), which the test command does not install.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,8 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=200, help="N: the runs record N and 3N")
     ap.add_argument("--batch", type=int, default=4, help="messages per transaction")
     args = ap.parse_args()
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
 
     with tempfile.TemporaryDirectory() as tmp:
         runs = {}

@@ -229,8 +229,8 @@ class _Seg:
 
     def comp(self, n: int, c: int = 1, rep: int = 0) -> str:
         """Field n, repetition rep, component c (1-based), unescaped and stripped."""
-        # About 80 calls per result message, the bulk of parsing: string methods only, and
-        # partition rather than split for the first repetition or component.
+        # About 80 calls per result message, the bulk of parsing: partition rather than split
+        # for the first repetition or component.
         fields = self.fields
         if n >= len(fields) or not (value := fields[n]):
             return ""
@@ -249,9 +249,7 @@ class _Seg:
             if c > len(parts):
                 return ""
             value = parts[c - 1]
-        if msg.esc in value:
-            value = msg.unescape(value)
-        return value.strip()
+        return _unescape(msg, value).strip()
 
     def ei(self, n: int) -> str:
         """An EI (entity identifier) as "id^namespace", or "" when the id is empty."""
